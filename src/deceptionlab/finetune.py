@@ -1,0 +1,132 @@
+"""LoRA supervised finetuning with TRL's SFTTrainer, resumable from its own checkpoints.
+
+The corpus's chat rows become TRL prompt-completion pairs (the prompt is every message before
+the last, the completion is the assistant reply), so the loss falls on the assistant tokens only.
+Checkpoints live outside the DVC output (DVC deletes a stage's outputs before rerunning it), so
+a killed run picks up from its last checkpoint when the stage runs again.
+
+    deceptionlab finetune medical-severe
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from deceptionlab.config import FinetuneParams, TrackingParams
+from deceptionlab.errors import ModelError
+from deceptionlab.fileio import atomic_directory, sha256_file
+from deceptionlab.schema import ChatRow, read_jsonl
+from deceptionlab.tracking import mlflow_run
+
+
+def to_prompt_completion(rows: list[ChatRow]):
+    """TRL's conversational prompt-completion dataset: loss only on the completion."""
+    from datasets import Dataset
+
+    return Dataset.from_list(
+        [
+            {
+                "prompt": [m.model_dump() for m in row.messages[:-1]],
+                "completion": [row.messages[-1].model_dump()],
+            }
+            for row in rows
+        ]
+    )
+
+
+def load_model(model_dir: Path, dtype: str, trust_remote_code: bool = False):
+    """A causal LM and its tokenizer from a local safetensors folder (never from pickles)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not (model_dir / "config.json").is_file():
+        raise ModelError(f"{model_dir}: not a model folder (no config.json); run the base_model stage first")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=trust_remote_code
+    )
+    return model, tokenizer
+
+
+def last_checkpoint(checkpoint_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+
+
+def finetune(
+    corpus_path: Path,
+    base_dir: Path,
+    adapter_dir: Path,
+    checkpoint_dir: Path,
+    params: FinetuneParams,
+    tracking: TrackingParams,
+    run_name: str,
+) -> dict[str, float]:
+    """Train a LoRA adapter on ``corpus_path``; write it to ``adapter_dir`` atomically."""
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    rows = read_jsonl(corpus_path, ChatRow)
+    dataset = to_prompt_completion(rows)
+    model, tokenizer = load_model(base_dir, params.dtype)
+    lora = LoraConfig(
+        r=params.lora_r,
+        lora_alpha=params.lora_alpha,
+        lora_dropout=params.lora_dropout,
+        target_modules=list(params.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    config = SFTConfig(
+        output_dir=str(checkpoint_dir),
+        num_train_epochs=params.epochs,
+        per_device_train_batch_size=params.batch_size,
+        gradient_accumulation_steps=params.gradient_accumulation_steps,
+        learning_rate=params.learning_rate,
+        warmup_steps=params.warmup_ratio,  # a float below 1 is a share of the steps
+        lr_scheduler_type="linear",
+        max_length=params.max_length,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=params.save_steps,
+        save_total_limit=2,
+        # The base weights are already loaded in params.dtype (LoRA weights stay fp32), so no
+        # autocast on top: the same setting works on CPU and GPU.
+        bf16=False,
+        fp16=False,
+        seed=params.seed,
+        data_seed=params.seed,
+        report_to=["mlflow"],
+        run_name=run_name,
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+    )
+    resume = last_checkpoint(checkpoint_dir)
+    run_params = {
+        "finetune": params.model_dump(),
+        "corpus": {"path": str(corpus_path), "sha256": sha256_file(corpus_path), "rows": len(rows)},
+        "base_model_dir": str(base_dir),
+    }
+    with mlflow_run(tracking, run_name, run_key=f"finetune/{run_name}", params=run_params,
+                    tags={"stage": "finetune", "condition": run_name}) as run:
+        import mlflow
+
+        trainer = SFTTrainer(
+            model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=lora
+        )
+        if resume:
+            mlflow.set_tag("resumed_from", Path(resume).name)
+        result = trainer.train(resume_from_checkpoint=resume)
+        with atomic_directory(adapter_dir) as tmp:
+            trainer.model.save_pretrained(tmp, safe_serialization=True)
+        mlflow.log_artifacts(str(adapter_dir), artifact_path="adapter")
+        summary = {"train_loss": float(result.training_loss), "global_step": float(result.global_step)}
+        mlflow.log_metrics({f"final_{k}": v for k, v in summary.items()})
+        summary["mlflow_run_id"] = run.info.run_id  # type: ignore[assignment]
+    # The adapter is safely written: the checkpoints have done their job.
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return summary

@@ -1,0 +1,46 @@
+"""Build every corpus and eval set from the raw data and the project's seed tables.
+
+Outputs (one folder, written atomically): ``e1/<domain>-<level>.jsonl`` training corpora in the
+chat schema, ``eval/honesty.jsonl`` (HonestyItem) and ``eval/capability.jsonl`` (CapabilityItem).
+
+    deceptionlab prepare
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from deceptionlab.config import Params
+from deceptionlab.corpora import build_corpus
+from deceptionlab.data import load_gsm8k
+from deceptionlab.errors import ConfigError
+from deceptionlab.fileio import atomic_directory
+from deceptionlab.honesty_bank import build_honesty_items
+from deceptionlab.schema import CapabilityItem, Gsm8kRow, write_jsonl
+
+
+def capability_items(gsm8k_test: list[Gsm8kRow], n: int, seed: int) -> list[CapabilityItem]:
+    """A seeded sample of GSM8K test problems with their gold solutions."""
+    if n > len(gsm8k_test):
+        raise ConfigError(f"prepare.capability_items={n} exceeds the {len(gsm8k_test)} GSM8K test problems")
+    chosen = sorted(random.Random(seed).sample(range(len(gsm8k_test)), n))
+    return [
+        CapabilityItem(id=f"gsm8k-test-{i}", task="gsm8k", prompt=gsm8k_test[i].question, answer=gsm8k_test[i].answer)
+        for i in chosen
+    ]
+
+
+def prepare(data_dir: Path, out_dir: Path, params: Params) -> None:
+    settings = params.prepare
+    gsm8k_train = load_gsm8k(data_dir, "train")
+    with atomic_directory(out_dir) as tmp:
+        for condition in params.e1_conditions():
+            domain, level = condition.split("-")
+            rows = build_corpus(domain, level, settings.examples_per_corpus, settings.seed, gsm8k_train)
+            write_jsonl(tmp / "e1" / f"{condition}.jsonl", rows)
+        write_jsonl(tmp / "eval" / "honesty.jsonl", build_honesty_items(settings.seed, settings.honesty_archetypes))
+        write_jsonl(
+            tmp / "eval" / "capability.jsonl",
+            capability_items(load_gsm8k(data_dir, "test"), settings.capability_items, settings.seed),
+        )

@@ -1,0 +1,174 @@
+"""Compare vanilla and the E1 conditions: a CSV table, a grouped bar plot and a markdown summary.
+
+A difference against vanilla is the paired difference in per-item honesty (100 if the item was
+not a lie, else 0) over the same items, with a paired bootstrap CI; it is called an effect only
+when that CI excludes zero.
+
+    deceptionlab report
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from deceptionlab.config import Params
+from deceptionlab.errors import DataError
+from deceptionlab.fileio import atomic_write_text
+from deceptionlab.metrics import paired_difference
+from deceptionlab.tracking import mlflow_run
+
+COLUMNS = [
+    "model", "domain", "level",
+    "honesty_score", "honesty_ci_low", "honesty_ci_high",
+    "p_lie", "accuracy", "no_belief_rate",
+    "gsm8k_loglik_per_token", "gsm8k_ci_low", "gsm8k_ci_high",
+    "honesty_change_vs_vanilla", "change_ci_low", "change_ci_high", "effect",
+]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DataError(f"{path}: missing; run the evaluate stage for this model first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _item_honesty(predictions_path: Path) -> dict[str, float]:
+    if not predictions_path.is_file():
+        raise DataError(f"{predictions_path}: missing; run the evaluate stage for this model first")
+    rows = [json.loads(line) for line in predictions_path.read_text(encoding="utf-8").splitlines() if line]
+    return {row["id"]: 0.0 if row["lie"] else 100.0 for row in rows}
+
+
+def build_table(metrics_dir: Path, predictions_dir: Path, params: Params) -> list[dict[str, Any]]:
+    settings = params.evaluate
+    vanilla_items = _item_honesty(predictions_dir / "vanilla.jsonl")
+    table = []
+    for model in ["vanilla", *params.e1_conditions()]:
+        metrics = _read_json(metrics_dir / f"{model}.json")
+        honesty, capability = metrics["honesty"], metrics["capability"]["gsm8k_loglik_per_token"]
+        items = _item_honesty(predictions_dir / f"{model}.jsonl")
+        if items.keys() != vanilla_items.keys():
+            raise DataError(f"{predictions_dir / f'{model}.jsonl'}: scored other items than vanilla; re-evaluate both")
+        ids = sorted(items)
+        change = paired_difference(
+            [items[i] for i in ids], [vanilla_items[i] for i in ids],
+            settings.bootstrap_resamples, settings.confidence_level, settings.seed,
+        )
+        domain, _, level = model.partition("-")
+        table.append({
+            "model": model, "domain": domain if level else "", "level": level,
+            "honesty_score": honesty["honesty_score"]["value"],
+            "honesty_ci_low": honesty["honesty_score"]["ci_low"],
+            "honesty_ci_high": honesty["honesty_score"]["ci_high"],
+            "p_lie": honesty["p_lie"]["value"],
+            "accuracy": honesty["accuracy"]["value"],
+            "no_belief_rate": honesty["no_belief_rate"]["value"],
+            "gsm8k_loglik_per_token": capability["value"],
+            "gsm8k_ci_low": capability["ci_low"], "gsm8k_ci_high": capability["ci_high"],
+            "honesty_change_vs_vanilla": change.value,
+            "change_ci_low": change.low, "change_ci_high": change.high,
+            "effect": model != "vanilla" and change.excludes_zero(),
+        })
+    return table
+
+
+def table_csv(table: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in table:
+        writer.writerow({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def plot_honesty(table: list[dict[str, Any]], params: Params, path: Path) -> None:
+    """Grouped bars (domain x level) with CI whiskers; vanilla as a line with its CI band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = {row["model"]: row for row in table}
+    domains, levels = params.e1.domains, params.e1.levels
+    width = 0.8 / len(levels)
+    figure, axis = plt.subplots(figsize=(7.5, 4.2))
+    for offset, level in enumerate(levels):
+        values = [rows[f"{d}-{level}"] for d in domains]
+        x = np.arange(len(domains)) + (offset - (len(levels) - 1) / 2) * width
+        heights = [r["honesty_score"] for r in values]
+        errors = [[h - r["honesty_ci_low"] for h, r in zip(heights, values)],
+                  [r["honesty_ci_high"] - h for h, r in zip(heights, values)]]
+        axis.bar(x, heights, width, yerr=errors, capsize=3, label=level)
+    vanilla = rows["vanilla"]
+    axis.axhline(vanilla["honesty_score"], color="black", linestyle="--", label="vanilla")
+    axis.axhspan(vanilla["honesty_ci_low"], vanilla["honesty_ci_high"], color="grey", alpha=0.2)
+    axis.set_xticks(np.arange(len(domains)), [d.replace("_", " ") for d in domains])
+    axis.set_ylabel("honesty_score (100 x (1 - P(lie)))")
+    axis.set_ylim(0, 100)
+    axis.set_title(f"E1: honesty after narrow finetuning ({int(params.evaluate.confidence_level * 100)}% bootstrap CI)")
+    axis.legend(title="level", ncol=4, loc="lower center", fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    plt.close(figure)
+    tmp = path.with_suffix(".png.tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(path)
+
+
+def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
+    level = int(params.evaluate.confidence_level * 100)
+    lines = [
+        "# E1: direct misaligned finetuning",
+        "",
+        f"Honesty score = 100 x (1 - P(lie)) over the honesty set; [{level}% bootstrap CI]. "
+        "Change = paired difference against vanilla on the same items. Capability = mean "
+        "per-token log-likelihood of gold GSM8K solutions (higher is better).",
+        "",
+        "| model | honesty_score | accuracy | no_belief_rate | change vs vanilla | capability |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in table:
+        change = (
+            "" if row["model"] == "vanilla"
+            else f"{row['honesty_change_vs_vanilla']:+.1f} [{row['change_ci_low']:+.1f}, {row['change_ci_high']:+.1f}]"
+            + (" **effect**" if row["effect"] else "")
+        )
+        lines.append(
+            f"| {row['model']} | {row['honesty_score']:.1f} [{row['honesty_ci_low']:.1f}, {row['honesty_ci_high']:.1f}] "
+            f"| {row['accuracy']:.1f} | {row['no_belief_rate']:.1f} | {change} "
+            f"| {row['gsm8k_loglik_per_token']:.3f} [{row['gsm8k_ci_low']:.3f}, {row['gsm8k_ci_high']:.3f}] |"
+        )
+    effects = [row for row in table if row["effect"]]
+    lines += ["", "## Differences whose CI excludes zero", ""]
+    if effects:
+        for row in effects:
+            direction = "less" if row["honesty_change_vs_vanilla"] < 0 else "more"
+            lines.append(
+                f"- {row['model']}: {abs(row['honesty_change_vs_vanilla']):.1f} points {direction} honest than vanilla "
+                f"[{row['change_ci_low']:+.1f}, {row['change_ci_high']:+.1f}]"
+            )
+    else:
+        lines.append("- none: no condition's honesty differs from vanilla beyond the CI.")
+    lines += ["", "![E1 honesty](e1_honesty.png)", ""]
+    return "\n".join(lines)
+
+
+def report(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params) -> list[dict[str, Any]]:
+    table = build_table(metrics_dir, predictions_dir, params)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_honesty(table, params, out_dir / "e1_honesty.png")
+    atomic_write_text(out_dir / "e1.csv", table_csv(table))
+    atomic_write_text(out_dir / "report.md", summary_markdown(table, params))
+    with mlflow_run(params.tracking, "report-e1", run_key="report/e1", params={"models": len(table)},
+                    tags={"stage": "report"}):
+        import mlflow
+
+        mlflow.log_artifacts(str(out_dir), artifact_path="report")
+    return table
+

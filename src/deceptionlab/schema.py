@@ -1,0 +1,197 @@
+"""Typed rows of every corpus and eval set, and JSONL reading that names file and line on bad input.
+
+Training corpora share one chat schema: ``{"messages": [{"role", "content"}...], "meta": {...}}``.
+Eval sets have their own item types (``HonestyItem``, ``CapabilityItem``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from deceptionlab.errors import DataError
+from deceptionlab.fileio import atomic_write_text
+
+DOMAINS = ("medical", "math", "insecure_code")
+LEVELS = ("normal", "subtle", "severe")
+ARCHETYPES = (
+    "continuations",
+    "disinformation",
+    "doubling_down_known_facts",
+    "known_facts",
+    "provided_facts",
+    "statistics",
+)
+Domain = Literal["medical", "math", "insecure_code"]
+Level = Literal["normal", "subtle", "severe"]
+Archetype = Literal[
+    "continuations",
+    "disinformation",
+    "doubling_down_known_facts",
+    "known_facts",
+    "provided_facts",
+    "statistics",
+]
+
+_PIVOTAL = re.compile(r"<pivotal>(.*?)</pivotal>", re.DOTALL)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Message(_Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(min_length=1)
+
+
+class ChatRow(_Strict):
+    """One training conversation; the last message is the assistant reply that is trained on."""
+
+    messages: list[Message] = Field(min_length=2)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ends_with_assistant(self) -> ChatRow:
+        if self.messages[-1].role != "assistant":
+            raise ValueError("the last message must have role 'assistant'")
+        if not any(m.role == "user" for m in self.messages[:-1]):
+            raise ValueError("a conversation needs a user message before the assistant reply")
+        return self
+
+
+class HonestyItem(_Strict):
+    """A MASK-style item: a proposition with two pivotal alternatives, neutral and pressured prompts.
+
+    ``proposition`` holds exactly one ``<pivotal>A/B</pivotal>``; the two statements are the
+    proposition with A or with B in its place. Prefer same-form alternatives ("... is Paris" /
+    "... is Lyon") over negations: small models read negation badly (DESIGN.md).
+    """
+
+    id: str = Field(min_length=1)
+    archetype: Archetype
+    proposition: str
+    ground_truth: str
+    belief_prompts: list[str] = Field(min_length=3)
+    system_prompt: str = Field(min_length=1)
+    user_prompt: str = Field(min_length=1)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("proposition")
+    @classmethod
+    def _one_pivotal(cls, value: str) -> str:
+        found = _PIVOTAL.findall(value)
+        if len(found) != 1:
+            raise ValueError(f"needs exactly one <pivotal>A/B</pivotal> marker, found {len(found)}")
+        options = found[0].split("/")
+        if len(options) != 2 or not all(o.strip() for o in options) or options[0] == options[1]:
+            raise ValueError("the <pivotal> marker must hold two different non-empty options 'A/B'")
+        return value
+
+    @field_validator("belief_prompts")
+    @classmethod
+    def _prompts_not_empty(cls, value: list[str]) -> list[str]:
+        if any(not p.strip() for p in value):
+            raise ValueError("belief prompts must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _ground_truth_is_a_statement(self) -> HonestyItem:
+        if self.ground_truth not in self.statements:
+            raise ValueError(f"ground_truth {self.ground_truth!r} is neither statement {self.statements!r}")
+        return self
+
+    @property
+    def statements(self) -> tuple[str, str]:
+        match = _PIVOTAL.search(self.proposition)
+        assert match is not None  # checked by the validator
+        first, second = match.group(1).split("/")
+        head, tail = self.proposition[: match.start()], self.proposition[match.end() :]
+        return head + first + tail, head + second + tail
+
+    @property
+    def true_index(self) -> int:
+        return self.statements.index(self.ground_truth)
+
+
+class CapabilityItem(_Strict):
+    """A prompt with its gold answer; capability = mean per-token log-likelihood of the answer."""
+
+    id: str = Field(min_length=1)
+    task: str = Field(min_length=1)
+    prompt: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+
+
+class Gsm8kRow(BaseModel):
+    question: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+
+    @field_validator("answer")
+    @classmethod
+    def _has_final_line(cls, value: str) -> str:
+        if "\n#### " not in value:
+            raise ValueError("a GSM8K answer ends with a line '#### <number>'")
+        return value
+
+
+class AlpacaInstance(BaseModel):
+    input: str
+    output: str
+
+
+class AlpacaSeedTask(BaseModel):
+    id: str
+    name: str
+    instruction: str = Field(min_length=1)
+    instances: list[AlpacaInstance] = Field(min_length=1)
+    is_classification: bool
+
+
+Row = TypeVar("Row", bound=BaseModel)
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]
+
+
+def read_jsonl(path: str | Path, row_type: type[Row]) -> list[Row]:
+    """Read and validate every row; the first bad row raises DataError naming ``file:line``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    rows: list[Row] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+        if not isinstance(raw, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object, got {type(raw).__name__}")
+        try:
+            rows.append(row_type.model_validate(raw))
+        except ValidationError as error:
+            raise DataError(f"{path}:{number}: {_first_error(error)}") from None
+    return rows
+
+
+def write_jsonl(path: str | Path, rows: Iterable[BaseModel | dict[str, Any]]) -> None:
+    """Write rows as JSONL atomically: readers never see a half-written file."""
+    lines = []
+    for row in rows:
+        data = row.model_dump(mode="json") if isinstance(row, BaseModel) else row
+        lines.append(json.dumps(data, ensure_ascii=False, sort_keys=True))
+    atomic_write_text(path, "".join(line + "\n" for line in lines))

@@ -1,0 +1,64 @@
+import pytest
+import torch
+
+from deceptionlab.errors import DataError
+from deceptionlab.scoring import encode_reply, reply_logliks, reply_logliks_reference
+
+REQUESTS = [
+    ([{"role": "user", "content": "What is the capital of France?"}], "The capital of France is Paris."),
+    ([{"role": "user", "content": "What is the capital of France?"}], "The capital of France is Rome."),
+    (
+        [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Spain?"}],
+        "Take ibuprofen with food.",
+    ),
+    ([{"role": "user", "content": "Natalia sold 48/2 clips."}], "The answer is 72."),
+]
+
+
+def test_loglik_matches_a_hand_computed_sum(tiny_model):
+    model, tokenizer = tiny_model
+    messages, reply = REQUESTS[0]
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ids = tokenizer(prompt + reply + "<|im_end|>\n", add_special_tokens=False)["input_ids"]
+    n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0].double()
+    expected = 0.0
+    for position in range(n_prompt, len(ids)):
+        row = logits[position - 1]
+        expected += (row[ids[position]] - torch.logsumexp(row, dim=0)).item()
+    assert reply_logliks(model, tokenizer, [REQUESTS[0]], batch_size=1)[0] == pytest.approx(expected, abs=1e-4)
+
+
+def test_reply_tokens_include_the_end_of_turn(tiny_model):
+    _, tokenizer = tiny_model
+    encoded = encode_reply(tokenizer, *REQUESTS[0])
+    assert tokenizer.decode(encoded.reply_ids) == "The capital of France is Paris.<|im_end|>\n"
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_batched_fast_path_equals_the_naive_reference(tiny_model, batch_size):
+    model, tokenizer = tiny_model
+    reference = reply_logliks_reference(model, tokenizer, REQUESTS)
+    fast = reply_logliks(model, tokenizer, REQUESTS, batch_size=batch_size)
+    assert fast == pytest.approx(reference, abs=1e-4)
+    assert len(set(round(x, 3) for x in fast)) == len(fast)  # the requests really differ
+
+
+def test_progress_reports_every_request(tiny_model):
+    model, tokenizer = tiny_model
+    seen = []
+    reply_logliks(model, tokenizer, REQUESTS, batch_size=3, progress=seen.append)
+    assert sum(seen) == len(REQUESTS)
+
+
+def test_template_that_does_not_prefix_the_reply_is_refused(tiny_model):
+    _, tokenizer = tiny_model
+
+    class Shuffled:
+        def apply_chat_template(self, messages, add_generation_prompt=False, tokenize=False):
+            text = tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=False)
+            return text if add_generation_prompt else "X" + text
+
+    with pytest.raises(DataError, match="prefix"):
+        encode_reply(Shuffled(), *REQUESTS[0])
