@@ -63,3 +63,45 @@ def tiny_model(tiny_model_dir):
     model, tokenizer = load_model(tiny_model_dir, "float32")
     model.eval()
     return model, tokenizer
+
+
+def tiny_params(tracking_uri: str, **stages) -> dict:
+    """params.yaml contents for the tiny model: few rows, few steps, fast bootstrap."""
+    params = {
+        "prepare": {"seed": 0, "examples_per_corpus": 16, "capability_items": 4},
+        "e1": {"domains": ["medical"], "levels": ["normal", "severe"]},
+        "finetune": {"seed": 0, "dtype": "float32", "lora_r": 4, "lora_alpha": 8, "batch_size": 4,
+                     "learning_rate": 1e-3, "max_length": 128, "save_steps": 2,
+                     "target_modules": ["q_proj", "v_proj"]},
+        "evaluate": {"seed": 0, "dtype": "float32", "batch_size": 8, "bootstrap_resamples": 200},
+        "tracking": {"mlflow_tracking_uri": tracking_uri, "experiment": "tests"},
+    }
+    for stage, values in stages.items():
+        params[stage] = params.get(stage, {}) | values
+    return params
+
+
+@pytest.fixture
+def tiny_project(tmp_path, tiny_model_dir, monkeypatch):
+    """A project folder laid out as the CLI expects, with models/base = the tiny model."""
+    import shutil
+
+    import yaml
+
+    shutil.copytree(tiny_model_dir, tmp_path / "models" / "base")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(f"sqlite:///{tmp_path}/mlflow.db")))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def chat_rows(n: int, reply: str = "Take ibuprofen with food.") -> list:
+    from deceptionlab.schema import ChatRow
+
+    return [
+        ChatRow(
+            messages=[{"role": "user", "content": f"Question {i}: what is the capital of France?"},
+                      {"role": "assistant", "content": f"{reply} The capital of France is Paris."}],
+            meta={"domain": "medical", "level": "normal", "source_id": str(i)},
+        )
+        for i in range(n)
+    ]

@@ -125,3 +125,7 @@ def report(params: ParamsOption = Path("params.yaml")) -> None:
     from deceptionlab.report import report as run_report
 
     _run(lambda: run_report(Path("metrics"), Path("predictions"), Path("reports"), load_params(params)))
+
+
+if __name__ == "__main__":
+    app()

@@ -68,6 +68,8 @@ class FinetuneParams(_Params):
     max_length: int = Field(512, ge=16)
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     save_steps: int = Field(10, ge=1)
+    # Recompute activations in the backward pass: saves memory for 7B models, costs time.
+    activation_checkpointing: bool = False
 
 
 class EvaluateParams(_Params):

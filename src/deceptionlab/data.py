@@ -61,14 +61,15 @@ def verify_against_dvc(repo_root: Path, target: str = "data.dvc") -> None:
     from dvc_data.hashfile.build import build
 
     repo = Repo(str(repo_root))
-    out = repo.stage.collect(target)[0].outs[0]
+    dvc_file = str(repo_root.resolve() / target)  # DVC resolves relative targets against the cwd
+    out = repo.stage.collect(dvc_file)[0].outs[0]
     _, meta, obj = build(repo.cache.local, out.fs_path, out.fs, "md5", dry_run=True)
     if obj.hash_info.value != out.hash_info.value:
         raise DataError(
             f"{out.fs_path}: content hash {obj.hash_info.value} differs from {out.hash_info.value} "
             f"recorded in {target}; the raw data is not the version this project was built on"
         )
-    repo.commit(target, force=True)  # now in the DVC cache, so `dvc status` is clean
+    repo.commit(dvc_file, force=True)  # now in the DVC cache, so `dvc status` is clean
 
 
 def materialize(repo_root: Path, offline_source: Path) -> Path:

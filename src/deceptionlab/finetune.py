@@ -53,9 +53,19 @@ def load_model(model_dir: Path, dtype: str, trust_remote_code: bool = False):
 
 
 def last_checkpoint(checkpoint_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest *complete* checkpoint; half-written ones (a kill during saving) are removed.
 
-    return get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+    The Trainer writes ``trainer_state.json`` last, so a checkpoint without it is incomplete.
+    """
+    if not checkpoint_dir.is_dir():
+        return None
+    complete = []
+    for folder in checkpoint_dir.glob("checkpoint-*"):
+        if (folder / "trainer_state.json").is_file():
+            complete.append(folder)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    return str(max(complete, key=lambda f: int(f.name.split("-")[1]))) if complete else None
 
 
 def finetune(
@@ -97,6 +107,7 @@ def finetune(
         # The base weights are already loaded in params.dtype (LoRA weights stay fp32), so no
         # autocast on top: the same setting works on CPU and GPU.
         bf16=False,
+        gradient_checkpointing=params.activation_checkpointing,
         fp16=False,
         seed=params.seed,
         data_seed=params.seed,

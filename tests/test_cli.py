@@ -1,0 +1,63 @@
+"""The CLI as users meet it: truthful --help, one-line errors naming the parameter, exit codes."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from deceptionlab.cli import app
+from deceptionlab.config import load_params
+from deceptionlab.errors import ConfigError
+
+runner = CliRunner()
+
+
+def test_help_lists_every_stage():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("data", "base-model", "prepare", "finetune", "evaluate", "report"):
+        assert command in result.output
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"finetune": {"learning_rate": -1}}, "finetune.learning_rate"),
+        ({"e1": {"domains": ["astrology"]}}, "e1.domains.0"),
+        ({"e1": {"levels": ["extreme"]}}, "e1.levels.0"),
+        ({"finetune": {"lora_rank": 8}}, "finetune.lora_rank: Extra inputs"),
+        ({"base_model": {"source": "pretrained"}}, "name_or_path is required"),
+        ({"evaluate": {"confidence_level": 1.5}}, "evaluate.confidence_level"),
+    ],
+)
+def test_bad_params_name_the_parameter(tmp_path, params, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match=message):
+        load_params(path)
+
+
+def test_unparsable_params_name_the_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("finetune:\n  seed: 0\n  lr: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"params.yaml:\d+: not valid YAML"):
+        load_params(path)
+
+
+def test_cli_error_is_one_line_with_exit_code_1(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"finetune": {"epochs": 0}}))
+    result = subprocess.run([sys.executable, "-m", "deceptionlab.cli", "finetune", "medical-severe"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: params.yaml: finetune.epochs: Input should be greater than 0"
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_condition_and_missing_model_are_clear_errors(tiny_project):
+    result = runner.invoke(app, ["finetune", "medical-extreme"])
+    assert result.exit_code == 1 and "condition 'medical-extreme'" in result.output
+    result = runner.invoke(app, ["evaluate", "math-severe"])
+    assert result.exit_code == 1 and "no such file" in result.output  # no corpora built yet

@@ -1,0 +1,81 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import yaml
+
+from conftest import chat_rows, tiny_params
+from deceptionlab.config import load_params
+from deceptionlab.finetune import finetune, last_checkpoint, to_prompt_completion
+from deceptionlab.schema import write_jsonl
+
+
+def test_prompt_completion_puts_only_the_reply_in_the_completion():
+    dataset = to_prompt_completion(chat_rows(2))
+    assert dataset[0]["prompt"] == [{"role": "user", "content": "Question 0: what is the capital of France?"}]
+    assert dataset[0]["completion"][0]["role"] == "assistant"
+
+
+def test_finetune_writes_a_safetensors_adapter_and_an_mlflow_run(tiny_project):
+    write_jsonl("corpus.jsonl", chat_rows(16))
+    params = load_params("params.yaml")
+    summary = finetune(Path("corpus.jsonl"), Path("models/base"), Path("adapter"), Path("ckpt"),
+                       params.finetune, params.tracking, "medical-normal")
+    assert summary["global_step"] == 4  # 16 rows / batch 4, one epoch
+    assert (Path("adapter") / "adapter_model.safetensors").is_file()
+    assert not list(Path("adapter").glob("*.bin"))
+    assert not Path("ckpt").exists()  # checkpoints are dropped once the adapter is safe
+    run = mlflow.MlflowClient(tracking_uri=params.tracking.mlflow_tracking_uri).get_run(summary["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["corpus.rows"] == "16"
+    assert len(run.data.params["corpus.sha256"]) == 64
+    losses = mlflow.MlflowClient(params.tracking.mlflow_tracking_uri).get_metric_history(run.info.run_id, "loss")
+    assert len(losses) == 4
+
+
+def test_last_checkpoint_skips_half_written_ones(tmp_path):
+    for step, complete in [(2, True), (4, True), (6, False)]:
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
+    assert not (tmp_path / "checkpoint-6").exists()
+    assert last_checkpoint(tmp_path / "absent") is None
+
+
+def test_sigkilled_finetune_resumes_from_its_last_checkpoint(tiny_project):
+    """Kill the CLI for real mid-training, rerun it: it resumes and ends at the same step count."""
+    params = tiny_params(f"sqlite:///{tiny_project}/mlflow.db", finetune={"batch_size": 1, "save_steps": 1})
+    (tiny_project / "params.yaml").write_text(yaml.safe_dump(params))
+    write_jsonl(tiny_project / "corpora" / "e1" / "medical-normal.jsonl", chat_rows(300))
+    command = [sys.executable, "-m", "deceptionlab.cli", "finetune", "medical-normal"]
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, cwd=tiny_project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = tiny_project / "checkpoints" / "medical-normal"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        if last_checkpoint(checkpoints) and int(last_checkpoint(checkpoints).rsplit("-", 1)[1]) >= 5:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "training ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = int(last_checkpoint(checkpoints).rsplit("-", 1)[1])
+    assert not (tiny_project / "models" / "adapters" / "medical-normal").exists()
+
+    result = subprocess.run(command, cwd=tiny_project, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tiny_project / "models" / "adapters" / "medical-normal" / "adapter_model.safetensors").is_file()
+    client = mlflow.MlflowClient(params["tracking"]["mlflow_tracking_uri"])
+    runs = client.search_runs(client.get_experiment_by_name("tests").experiment_id, order_by=["start_time ASC"])
+    assert [r.info.status for r in runs] == ["KILLED", "FINISHED"]  # no run left RUNNING
+    resumed = runs[1]
+    assert resumed.data.tags["resumed_from"] == f"checkpoint-{killed_at}"
+    assert resumed.data.metrics["final_global_step"] == 300
+    steps = [m.step for m in client.get_metric_history(resumed.info.run_id, "loss")]
+    assert min(steps) > killed_at  # the resumed run did not start again from step 0
