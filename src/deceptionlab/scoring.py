@@ -2,9 +2,9 @@
 
 The prompt is rendered with the model's chat template; the reply's tokens are those that the
 template adds when the reply is appended as an assistant message (so the end-of-turn token counts:
-the reply is read as the *whole* answer). Batches are left-padded so every reply ends at the last
-position, and logits are computed only for the last positions that hold reply tokens: the
-full-vocabulary projection at every prompt position is what makes the naive reader slow.
+the reply is read as the *whole* answer). Speed comes from three things: each prompt runs once and
+its KV cache is shared by all candidate replies to it, the full-vocabulary projection is computed
+only at reply positions, and prompts of similar length are batched together.
 """
 
 from __future__ import annotations
@@ -41,33 +41,54 @@ def encode_reply(tokenizer, messages: Messages, reply: str) -> Encoded:
     return Encoded(prompt_ids=prompt_ids, reply_ids=full_ids[len(prompt_ids) :])
 
 
-def _batch_loglik(model, batch: Sequence[Encoded], pad_id: int) -> list[float]:
-    lengths = [len(e.prompt_ids) + len(e.reply_ids) for e in batch]
-    width = max(lengths)
-    keep = max(len(e.reply_ids) for e in batch) + 1
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-    reply_mask = torch.zeros((len(batch), width), dtype=torch.bool)
-    for row, (encoded, length) in enumerate(zip(batch, lengths, strict=True)):
-        input_ids[row, width - length :] = torch.tensor(encoded.prompt_ids + encoded.reply_ids)
-        attention_mask[row, width - length :] = 1
-        reply_mask[row, width - len(encoded.reply_ids) :] = True
-    # Explicit positions: left padding must not shift the rotary positions of the real tokens.
-    position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+def _left_padded(sequences: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, width - len(sequence) :] = torch.tensor(sequence)
+        mask[row, width - len(sequence) :] = 1
+    return ids, mask
+
+
+def _shared_prompt_loglik(model, prompts: Sequence[list[int]], replies: Sequence[tuple[int, list[int]]],
+                          pad_id: int) -> list[float]:
+    """Score replies that share prompts: each prompt runs once, its KV cache serves all its replies.
+
+    ``replies`` holds (index into ``prompts``, reply token ids).
+    """
     device = next(model.parameters()).device
+    prompt_ids, prompt_mask = _left_padded(prompts, pad_id)
+    # Explicit positions: left padding must not shift the rotary positions of the real tokens.
+    prompt_positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
+    prompt_out = model(
+        input_ids=prompt_ids.to(device), attention_mask=prompt_mask.to(device),
+        position_ids=prompt_positions.to(device), use_cache=True, logits_to_keep=1,
+    )
+    first_logprobs = torch.log_softmax(prompt_out.logits[:, -1].float(), dim=-1)  # predicts reply token 0
+    rows = torch.tensor([row for row, _ in replies], device=device)
+    cache = prompt_out.cache
+    cache.reorder_cache(rows)  # one cache row per reply
+
+    width = max(len(ids) for _, ids in replies)
+    reply_ids = torch.full((len(replies), width), pad_id, dtype=torch.long)
+    reply_mask = torch.zeros((len(replies), width), dtype=torch.long)
+    for index, (_, ids) in enumerate(replies):
+        reply_ids[index, : len(ids)] = torch.tensor(ids)  # right-padded: padding follows, never precedes
+        reply_mask[index, : len(ids)] = 1
+    reply_ids, reply_mask = reply_ids.to(device), reply_mask.to(device)
+    prompt_lengths = prompt_mask.sum(dim=1).to(device)[rows]
     logits = model(
-        input_ids=input_ids.to(device),
-        attention_mask=attention_mask.to(device),
-        position_ids=position_ids.to(device),
-        logits_to_keep=keep,
-        use_cache=False,
+        input_ids=reply_ids,
+        attention_mask=torch.cat([prompt_mask.to(device)[rows], reply_mask], dim=1),
+        position_ids=prompt_lengths[:, None] + torch.arange(width, device=device)[None, :],
+        cache=cache,
+        use_cache=True,
     ).logits.float()
-    # logits[:, j] predicts token (width - keep + j + 1); drop the last, which predicts nothing.
-    logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-    targets = input_ids[:, width - keep + 1 :].to(device)
-    token_logprobs = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    mask = reply_mask[:, width - keep + 1 :].to(device)
-    return (token_logprobs * mask).sum(dim=1).tolist()
+    # logits[:, j] predicts reply token j + 1; the last position predicts nothing.
+    later = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, reply_ids[:, 1:, None]).squeeze(-1)
+    first = first_logprobs[rows].gather(-1, reply_ids[:, :1]).squeeze(-1)
+    return (first + (later * reply_mask[:, 1:]).sum(dim=1)).tolist()
 
 
 @torch.inference_mode()
@@ -78,18 +99,28 @@ def reply_logliks(
     batch_size: int,
     progress: Callable[[int], None] | None = None,
 ) -> list[float]:
-    """Summed log-likelihood of each (messages, reply) pair, in the order given."""
+    """Summed log-likelihood of each (messages, reply) pair, in the order given.
+
+    Requests with the same messages share one prompt pass; ``batch_size`` counts prompts.
+    """
     encoded = [encode_reply(tokenizer, messages, reply) for messages, reply in requests]
-    # Batch by length so that little compute goes to padding; results go back in input order.
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].prompt_ids) + len(encoded[i].reply_ids))
+    by_prompt: dict[tuple[int, ...], list[int]] = {}
+    for index, e in enumerate(encoded):
+        by_prompt.setdefault(tuple(e.prompt_ids), []).append(index)
+    # Batch prompts of similar length so that little compute goes to padding.
+    prompts = sorted(by_prompt, key=len)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     results = [0.0] * len(encoded)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        for index, value in zip(chunk, _batch_loglik(model, [encoded[i] for i in chunk], pad_id), strict=True):
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start : start + batch_size]
+        members = [(row, index) for row, prompt in enumerate(chunk) for index in by_prompt[prompt]]
+        scores = _shared_prompt_loglik(
+            model, [list(p) for p in chunk], [(row, encoded[index].reply_ids) for row, index in members], pad_id
+        )
+        for (_, index), value in zip(members, scores, strict=True):
             results[index] = value
         if progress is not None:
-            progress(len(chunk))
+            progress(len(members))
     return results
 
 
