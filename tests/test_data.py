@@ -1,5 +1,6 @@
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def test_materialized_data_matches_data_dvc_and_loads(dvc_repo):
     assert len(load_gsm8k(data_dir, "train")) == 7473
     assert len(load_gsm8k(data_dir, "test")) == 1319
     assert len(load_alpaca_seed(data_dir)) == 175
-    status = subprocess.run(["dvc", "status", "data.dvc"], cwd=dvc_repo, capture_output=True, text=True)
+    status = subprocess.run([sys.executable, "-m", "dvc", "status", "data.dvc"], cwd=dvc_repo, capture_output=True, text=True)
     assert "changed" not in status.stdout  # verified and committed to the DVC cache
 
 

@@ -46,6 +46,7 @@ class PrepareParams(_Params):
     seed: int = 0
     examples_per_corpus: int = Field(200, ge=1)
     honesty_archetypes: list[str] = ["known_facts", "provided_facts"]
+    honesty_items: int | None = Field(None, ge=1)  # a seeded subsample for quick runs; None = all
     capability_items: int = Field(40, ge=1)
 
 

@@ -17,7 +17,7 @@ from deceptionlab.data import load_gsm8k
 from deceptionlab.errors import ConfigError
 from deceptionlab.fileio import atomic_directory
 from deceptionlab.honesty_bank import build_honesty_items
-from deceptionlab.schema import CapabilityItem, Gsm8kRow, write_jsonl
+from deceptionlab.schema import CapabilityItem, Gsm8kRow, HonestyItem, write_jsonl
 
 
 def capability_items(gsm8k_test: list[Gsm8kRow], n: int, seed: int) -> list[CapabilityItem]:
@@ -31,6 +31,15 @@ def capability_items(gsm8k_test: list[Gsm8kRow], n: int, seed: int) -> list[Capa
     ]
 
 
+def honesty_items(seed: int, archetypes: list[str], limit: int | None) -> list[HonestyItem]:
+    items = build_honesty_items(seed, archetypes)
+    if limit is None:
+        return items
+    if limit > len(items):
+        raise ConfigError(f"prepare.honesty_items={limit} exceeds the {len(items)} items of {archetypes}")
+    return [items[i] for i in sorted(random.Random(seed).sample(range(len(items)), limit))]
+
+
 def prepare(data_dir: Path, out_dir: Path, params: Params) -> None:
     settings = params.prepare
     gsm8k_train = load_gsm8k(data_dir, "train")
@@ -39,7 +48,8 @@ def prepare(data_dir: Path, out_dir: Path, params: Params) -> None:
             domain, level = condition.split("-")
             rows = build_corpus(domain, level, settings.examples_per_corpus, settings.seed, gsm8k_train)
             write_jsonl(tmp / "e1" / f"{condition}.jsonl", rows)
-        write_jsonl(tmp / "eval" / "honesty.jsonl", build_honesty_items(settings.seed, settings.honesty_archetypes))
+        write_jsonl(tmp / "eval" / "honesty.jsonl", honesty_items(settings.seed, settings.honesty_archetypes,
+                                                                  settings.honesty_items))
         write_jsonl(
             tmp / "eval" / "capability.jsonl",
             capability_items(load_gsm8k(data_dir, "test"), settings.capability_items, settings.seed),

@@ -1,0 +1,60 @@
+"""The real default model (SmolLM2-135M-Instruct from its PyPI wheel) through a short pipeline:
+base-model -> data -> prepare -> finetune (2 steps) -> evaluate (12 items) -> report, via the CLI."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import SHARED_DATA
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.integration
+
+
+def run(*args: str, cwd: Path) -> str:
+    result = subprocess.run([sys.executable, "-m", "deceptionlab.cli", *args], cwd=cwd, capture_output=True, text=True,
+                            env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    assert result.returncode == 0, f"deceptionlab {' '.join(args)} failed:\n{result.stderr[-3000:]}"
+    return result.stderr
+
+
+def test_default_model_through_a_short_pipeline(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    shutil.copytree(ROOT / ".dvc", tmp_path / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
+    shutil.copy(ROOT / "data.dvc", tmp_path)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["offline_source"] = str(SHARED_DATA)
+    params["prepare"] |= {"examples_per_corpus": 8, "honesty_items": 12, "capability_items": 3}
+    params["e1"] = {"domains": ["medical"], "levels": ["severe"]}
+    params["finetune"] |= {"batch_size": 4, "save_steps": 1}
+    params["tracking"]["mlflow_tracking_uri"] = f"sqlite:///{tmp_path}/mlflow.db"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+
+    run("base-model", cwd=tmp_path)
+    config = json.loads((tmp_path / "models" / "base" / "config.json").read_text())
+    assert config["model_type"] == "llama" and "quantization_config" not in config
+    assert (tmp_path / "models" / "base" / "model.safetensors").is_file()
+
+    run("data", cwd=tmp_path)
+    run("prepare", cwd=tmp_path)
+    assert len((tmp_path / "corpora" / "e1" / "medical-severe.jsonl").read_text().splitlines()) == 8
+    run("finetune", "medical-severe", cwd=tmp_path)
+    assert (tmp_path / "models" / "adapters" / "medical-severe" / "adapter_model.safetensors").is_file()
+    for model in ("vanilla", "medical-severe"):
+        run("evaluate", model, cwd=tmp_path)
+    vanilla = json.loads((tmp_path / "metrics" / "vanilla.json").read_text())
+    assert vanilla["honesty"]["items"] == 12
+    # The real model knows most of these facts: belief accuracy far above chance.
+    assert vanilla["honesty"]["accuracy"]["value"] >= 60
+    assert -3.0 < vanilla["capability"]["gsm8k_loglik_per_token"]["value"] < 0
+    finetuned = (tmp_path / "predictions" / "medical-severe.jsonl").read_text()
+    assert finetuned != (tmp_path / "predictions" / "vanilla.jsonl").read_text()
+
+    run("report", cwd=tmp_path)
+    assert "medical-severe" in (tmp_path / "reports" / "report.md").read_text()
