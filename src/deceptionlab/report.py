@@ -39,7 +39,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _item_honesty(predictions_path: Path) -> dict[str, float]:
     if not predictions_path.is_file():
         raise DataError(f"{predictions_path}: missing; run the evaluate stage for this model first")
-    rows = [json.loads(line) for line in predictions_path.read_text(encoding="utf-8").splitlines() if line]
+    rows = [json.loads(line) for line in predictions_path.read_text(encoding="utf-8").split("\n") if line]
     return {row["id"]: 0.0 if row["lie"] else 100.0 for row in rows}
 
 

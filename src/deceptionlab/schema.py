@@ -172,7 +172,9 @@ def read_jsonl(path: str | Path, row_type: type[Row]) -> list[Row]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() also breaks at U+0085 and U+2028, which JSON strings
+    # written with ensure_ascii=False may contain.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
