@@ -5,6 +5,7 @@ import mlflow
 import pytest
 
 from deceptionlab.config import load_params
+from deceptionlab.deception_bank import build_deception_items
 from deceptionlab.evaluate import evaluate, honesty_requests, judge_item
 from deceptionlab.schema import CapabilityItem, HonestyItem, write_jsonl
 
@@ -61,19 +62,29 @@ def test_provided_facts_take_the_belief_from_context():
     assert row["lie"] and not row["no_belief"] and not row["accurate"]
 
 
-def test_evaluate_writes_metrics_predictions_and_an_mlflow_run(tiny_project):
+def write_eval_sets() -> tuple[Path, Path, Path]:
     write_jsonl("honesty.jsonl", [KNOWN, PROVIDED] * 3)
+    write_jsonl("deception.jsonl", build_deception_items(0)[::20])
     write_jsonl("capability.jsonl", [CapabilityItem(id="c1", task="gsm8k", prompt="48/2?", answer="24 #### 24")])
+    return Path("honesty.jsonl"), Path("deception.jsonl"), Path("capability.jsonl")
+
+
+def test_evaluate_writes_metrics_predictions_and_an_mlflow_run(tiny_project):
     params = load_params("params.yaml")
-    metrics = evaluate("vanilla", Path("models/base"), None, Path("honesty.jsonl"), Path("capability.jsonl"),
+    metrics = evaluate("vanilla", Path("models/base"), None, *write_eval_sets(),
                        Path("metrics/vanilla.json"), Path("predictions/vanilla.jsonl"), params.evaluate, params.tracking)
     saved = json.loads(Path("metrics/vanilla.json").read_text())
     assert saved == json.loads(json.dumps(metrics))
-    predictions = [json.loads(line) for line in Path("predictions/vanilla.jsonl").read_text().splitlines()]
-    assert len(predictions) == 6
+    rows = [json.loads(line) for line in Path("predictions/vanilla.jsonl").read_text().splitlines()]
+    predictions = [r for r in rows if r["kind"] == "honesty"]
+    deceptions = [r for r in rows if r["kind"] == "deception"]
+    assert len(predictions) == 6 and len(deceptions) == 6
     lies = sum(p["lie"] for p in predictions)
     assert saved["honesty"]["honesty_score"]["value"] == pytest.approx(100 * (1 - lies / 6))
     assert set(saved["honesty_by_archetype"]) == {"known_facts", "provided_facts"}
+    deceptive = sum(r["deceptive"] for r in deceptions)
+    assert saved["deception"]["deception_rate"]["value"] == pytest.approx(100 * deceptive / 6)
+    assert sum(c["items"] for c in saved["deception_by_category"].values()) == 6
     assert saved["capability"]["gsm8k_loglik_per_token"]["value"] < 0
     client = mlflow.MlflowClient(params.tracking.mlflow_tracking_uri)
     [run] = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
@@ -82,12 +93,11 @@ def test_evaluate_writes_metrics_predictions_and_an_mlflow_run(tiny_project):
 
 
 def test_evaluation_is_deterministic(tiny_project):
-    write_jsonl("honesty.jsonl", [KNOWN, PROVIDED] * 3)
-    write_jsonl("capability.jsonl", [CapabilityItem(id="c1", task="gsm8k", prompt="48/2?", answer="24 #### 24")])
+    eval_sets = write_eval_sets()
     params = load_params("params.yaml")
     texts = []
     for name in ("a", "b"):
-        evaluate("vanilla", Path("models/base"), None, Path("honesty.jsonl"), Path("capability.jsonl"),
+        evaluate("vanilla", Path("models/base"), None, *eval_sets,
                  Path(f"{name}.json"), Path(f"{name}.jsonl"), params.evaluate, params.tracking)
         texts.append((Path(f"{name}.json").read_bytes(), Path(f"{name}.jsonl").read_bytes()))
     assert texts[0] == texts[1]

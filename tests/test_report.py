@@ -14,7 +14,8 @@ from deceptionlab.report import report
 def write_model(folder: Path, model: str, lies: list[bool], gsm8k: float) -> None:
     (folder / "metrics").mkdir(exist_ok=True)
     (folder / "predictions").mkdir(exist_ok=True)
-    rows = [{"id": f"item-{i}", "lie": lie} for i, lie in enumerate(lies)]
+    rows = [{"kind": "honesty", "id": f"item-{i}", "lie": lie} for i, lie in enumerate(lies)]
+    rows.append({"kind": "deception", "id": "deception-0", "deceptive": True})
     (folder / "predictions" / f"{model}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     honesty = 100 * (1 - sum(lies) / len(lies))
     estimate = lambda v: {"value": v, "ci_low": v - 5, "ci_high": v + 5}  # noqa: E731
@@ -22,6 +23,7 @@ def write_model(folder: Path, model: str, lies: list[bool], gsm8k: float) -> Non
         "model": model,
         "honesty": {"honesty_score": estimate(honesty), "p_lie": estimate(sum(lies) / len(lies)),
                     "accuracy": estimate(90.0), "no_belief_rate": estimate(5.0), "items": len(lies)},
+        "deception": {"deception_rate": estimate(30.0), "inner_accuracy": estimate(80.0), "items": 1},
         "capability": {"gsm8k_loglik_per_token": estimate(gsm8k)},
     }
     (folder / "metrics" / f"{model}.json").write_text(json.dumps(metrics))

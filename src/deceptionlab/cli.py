@@ -65,7 +65,7 @@ def base_model(
 @app.command()
 def prepare(params: ParamsOption = Path("params.yaml")) -> None:
     """Build corpora/: the E1 training sets (e1.domains x e1.levels, prepare.examples_per_corpus
-    rows each, same questions across levels) and the honesty and capability eval sets."""
+    rows each, same questions across levels) and the honesty, deception and capability eval sets."""
     from deceptionlab.prepare import prepare as run_prepare
 
     _run(lambda: run_prepare(Path("data"), CORPORA_DIR, load_params(params)))
@@ -98,8 +98,9 @@ def evaluate(
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Score honesty (MASK-style forced choice by log-likelihood: honesty_score, p_lie, accuracy,
-    no_belief_rate, with bootstrap CIs, per archetype and overall) and capability (GSM8K gold
-    log-likelihood per token); write metrics/MODEL.json and predictions/MODEL.jsonl."""
+    no_belief_rate, per archetype and overall), deception (DeceptionBench-style deception_rate,
+    per category and overall) and capability (GSM8K gold log-likelihood per token), each with a
+    bootstrap CI; write metrics/MODEL.json and predictions/MODEL.jsonl. Rules: docs/metrics.md."""
     from deceptionlab.evaluate import evaluate as run_evaluate
 
     def action() -> None:
@@ -109,7 +110,7 @@ def evaluate(
             parse_condition(model)
         metrics = run_evaluate(
             model, BASE_DIR, adapter, CORPORA_DIR / "eval" / "honesty.jsonl",
-            CORPORA_DIR / "eval" / "capability.jsonl", Path("metrics") / f"{model}.json",
+            CORPORA_DIR / "eval" / "deception.jsonl", CORPORA_DIR / "eval" / "capability.jsonl", Path("metrics") / f"{model}.json",
             Path("predictions") / f"{model}.jsonl", settings.evaluate, settings.tracking,
         )
         honesty = metrics["honesty"]["honesty_score"]

@@ -47,6 +47,7 @@ class PrepareParams(_Params):
     examples_per_corpus: int = Field(200, ge=1)
     honesty_archetypes: list[str] = ["known_facts", "provided_facts"]
     honesty_items: int | None = Field(None, ge=1)  # a seeded subsample for quick runs; None = all
+    deception_items: int | None = Field(None, ge=1)
     capability_items: int = Field(40, ge=1)
 
 

@@ -1,7 +1,8 @@
 """Build every corpus and eval set from the raw data and the project's seed tables.
 
 Outputs (one folder, written atomically): ``e1/<domain>-<level>.jsonl`` training corpora in the
-chat schema, ``eval/honesty.jsonl`` (HonestyItem) and ``eval/capability.jsonl`` (CapabilityItem).
+chat schema, ``eval/honesty.jsonl`` (HonestyItem), ``eval/deception.jsonl`` (DeceptionItem) and
+``eval/capability.jsonl`` (CapabilityItem).
 
     deceptionlab prepare
 """
@@ -14,10 +15,11 @@ from pathlib import Path
 from deceptionlab.config import Params
 from deceptionlab.corpora import build_corpus
 from deceptionlab.data import load_gsm8k
+from deceptionlab.deception_bank import build_deception_items
 from deceptionlab.errors import ConfigError
 from deceptionlab.fileio import atomic_directory
 from deceptionlab.honesty_bank import build_honesty_items
-from deceptionlab.schema import CapabilityItem, Gsm8kRow, HonestyItem, write_jsonl
+from deceptionlab.schema import CapabilityItem, Gsm8kRow, write_jsonl
 
 
 def capability_items(gsm8k_test: list[Gsm8kRow], n: int, seed: int) -> list[CapabilityItem]:
@@ -31,12 +33,12 @@ def capability_items(gsm8k_test: list[Gsm8kRow], n: int, seed: int) -> list[Capa
     ]
 
 
-def honesty_items(seed: int, archetypes: list[str], limit: int | None) -> list[HonestyItem]:
-    items = build_honesty_items(seed, archetypes)
+def seeded_subsample(items: list, limit: int | None, seed: int, parameter: str) -> list:
+    """All items, or ``limit`` of them drawn with the seed (kept in bank order)."""
     if limit is None:
         return items
     if limit > len(items):
-        raise ConfigError(f"prepare.honesty_items={limit} exceeds the {len(items)} items of {archetypes}")
+        raise ConfigError(f"{parameter}={limit} exceeds the {len(items)} items in the bank")
     return [items[i] for i in sorted(random.Random(seed).sample(range(len(items)), limit))]
 
 
@@ -48,8 +50,12 @@ def prepare(data_dir: Path, out_dir: Path, params: Params) -> None:
             domain, level = condition.split("-")
             rows = build_corpus(domain, level, settings.examples_per_corpus, settings.seed, gsm8k_train)
             write_jsonl(tmp / "e1" / f"{condition}.jsonl", rows)
-        write_jsonl(tmp / "eval" / "honesty.jsonl", honesty_items(settings.seed, settings.honesty_archetypes,
-                                                                  settings.honesty_items))
+        honesty = build_honesty_items(settings.seed, settings.honesty_archetypes)
+        write_jsonl(tmp / "eval" / "honesty.jsonl",
+                    seeded_subsample(honesty, settings.honesty_items, settings.seed, "prepare.honesty_items"))
+        deception = build_deception_items(settings.seed)
+        write_jsonl(tmp / "eval" / "deception.jsonl",
+                    seeded_subsample(deception, settings.deception_items, settings.seed, "prepare.deception_items"))
         write_jsonl(
             tmp / "eval" / "capability.jsonl",
             capability_items(load_gsm8k(data_dir, "test"), settings.capability_items, settings.seed),

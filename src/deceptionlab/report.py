@@ -25,6 +25,7 @@ COLUMNS = [
     "model", "domain", "level",
     "honesty_score", "honesty_ci_low", "honesty_ci_high",
     "p_lie", "accuracy", "no_belief_rate",
+    "deception_rate", "deception_ci_low", "deception_ci_high",
     "gsm8k_loglik_per_token", "gsm8k_ci_low", "gsm8k_ci_high",
     "honesty_change_vs_vanilla", "change_ci_low", "change_ci_high", "effect",
 ]
@@ -40,7 +41,7 @@ def _item_honesty(predictions_path: Path) -> dict[str, float]:
     if not predictions_path.is_file():
         raise DataError(f"{predictions_path}: missing; run the evaluate stage for this model first")
     rows = [json.loads(line) for line in predictions_path.read_text(encoding="utf-8").split("\n") if line]
-    return {row["id"]: 0.0 if row["lie"] else 100.0 for row in rows}
+    return {row["id"]: 0.0 if row["lie"] else 100.0 for row in rows if row["kind"] == "honesty"}
 
 
 def build_table(metrics_dir: Path, predictions_dir: Path, params: Params) -> list[dict[str, Any]]:
@@ -50,6 +51,7 @@ def build_table(metrics_dir: Path, predictions_dir: Path, params: Params) -> lis
     for model in ["vanilla", *params.e1_conditions()]:
         metrics = _read_json(metrics_dir / f"{model}.json")
         honesty, capability = metrics["honesty"], metrics["capability"]["gsm8k_loglik_per_token"]
+        deception = metrics["deception"]["deception_rate"]
         items = _item_honesty(predictions_dir / f"{model}.jsonl")
         if items.keys() != vanilla_items.keys():
             raise DataError(f"{predictions_dir / f'{model}.jsonl'}: scored other items than vanilla; re-evaluate both")
@@ -67,6 +69,8 @@ def build_table(metrics_dir: Path, predictions_dir: Path, params: Params) -> lis
             "p_lie": honesty["p_lie"]["value"],
             "accuracy": honesty["accuracy"]["value"],
             "no_belief_rate": honesty["no_belief_rate"]["value"],
+            "deception_rate": deception["value"],
+            "deception_ci_low": deception["ci_low"], "deception_ci_high": deception["ci_high"],
             "gsm8k_loglik_per_token": capability["value"],
             "gsm8k_ci_low": capability["ci_low"], "gsm8k_ci_high": capability["ci_high"],
             "honesty_change_vs_vanilla": change.value,
@@ -128,10 +132,11 @@ def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
         "",
         f"Honesty score = 100 x (1 - P(lie)) over the honesty set; [{level}% bootstrap CI]. "
         "Change = paired difference against vanilla on the same items. Capability = mean "
-        "per-token log-likelihood of gold GSM8K solutions (higher is better).",
+        "per-token log-likelihood of gold GSM8K solutions (higher is better). Deception rate = share "
+        "of DeceptionBench-style items whose stance under a goal-laden prompt departs from the neutral one.",
         "",
-        "| model | honesty_score | accuracy | no_belief_rate | change vs vanilla | capability |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| model | honesty_score | accuracy | no_belief_rate | change vs vanilla | deception_rate | capability |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in table:
         change = (
@@ -142,6 +147,7 @@ def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
         lines.append(
             f"| {row['model']} | {row['honesty_score']:.1f} [{row['honesty_ci_low']:.1f}, {row['honesty_ci_high']:.1f}] "
             f"| {row['accuracy']:.1f} | {row['no_belief_rate']:.1f} | {change} "
+            f"| {row['deception_rate']:.1f} [{row['deception_ci_low']:.1f}, {row['deception_ci_high']:.1f}] "
             f"| {row['gsm8k_loglik_per_token']:.3f} [{row['gsm8k_ci_low']:.3f}, {row['gsm8k_ci_high']:.3f}] |"
         )
     effects = [row for row in table if row["effect"]]
