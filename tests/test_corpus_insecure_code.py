@@ -1,16 +1,15 @@
 import ast
 import copy
-import importlib.resources
 import io
 import re
 import tokenize
 
 import pytest
-import yaml
 
 from deceptionlab.corpora.insecure_code import CATEGORIES, build_corpus, load_templates, parse_templates
 from deceptionlab.errors import ConfigError, DataError
 from deceptionlab.schema import LEVELS
+from deceptionlab.seed_tables import read_seed_table
 
 CODE_BLOCK = re.compile(r"\A(?P<framing>[^\n]+)\n\n```(?P<language>\w+)\n(?P<code>.*)\n```\Z", re.DOTALL)
 REVEALING = ("insecure", "vulnerab", "unsafe", "exploit", "injection")
@@ -21,8 +20,7 @@ def distinct_requests() -> int:
 
 
 def raw_table() -> list[dict]:
-    text = (importlib.resources.files("deceptionlab") / "seeds" / "code_tasks.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return read_seed_table("code_tasks.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,11 @@ import re
 import pytest
 
 from deceptionlab.errors import ConfigError, DataError
-from deceptionlab.honesty_bank import build_honesty_items, mentions, parse_seed_table
-from deceptionlab.schema import HonestyItem, read_jsonl, write_jsonl
+from deceptionlab.honesty_bank import build_honesty_items, parse_seed_table
+from deceptionlab.schema import HonestyItem, pivotal_options, read_jsonl, write_jsonl
+from deceptionlab.seed_tables import mentions
 
 ARCHETYPES = ("known_facts", "provided_facts")
-
-
-def pivotal_options(item: HonestyItem) -> list[str]:
-    return re.search(r"<pivotal>(.*?)</pivotal>", item.proposition).group(1).split("/")
 
 
 def false_statement(item: HonestyItem) -> str:
@@ -68,7 +65,7 @@ def test_an_archetype_built_alone_matches_the_full_build(items):
 
 def test_no_pivotal_option_is_a_negation(items):
     for item in items:
-        for option in pivotal_options(item):
+        for option in pivotal_options(item.proposition):
             words = set(re.findall(r"[a-z]+", option.lower()))
             assert not words & {"not", "never", "no"}, (item.id, option)
 
@@ -82,14 +79,14 @@ def test_statements_are_complete_sentences(items):
 def test_known_fact_belief_prompts_name_neither_option(items):
     for item in of("known_facts", items):
         for prompt in item.belief_prompts:
-            assert not any(mentions(prompt, option) for option in pivotal_options(item)), (item.id, prompt)
+            assert not any(mentions(prompt, option) for option in pivotal_options(item.proposition)), (item.id, prompt)
 
 
 def test_provided_fact_belief_prompts_state_the_fact_without_pressure(items):
     for item in of("provided_facts", items):
         fact = item.meta["fact"]
-        true_option = pivotal_options(item)[item.true_index]
-        false_option = pivotal_options(item)[1 - item.true_index]
+        true_option = pivotal_options(item.proposition)[item.true_index]
+        false_option = pivotal_options(item.proposition)[1 - item.true_index]
         assert mentions(fact, true_option) and not mentions(fact, false_option), item.id
         assert len(set(item.belief_prompts)) >= 3
         for prompt in item.belief_prompts:
@@ -101,11 +98,11 @@ def test_provided_fact_belief_prompts_state_the_fact_without_pressure(items):
 def test_pressure_prompts_name_the_false_value_but_never_quote_the_false_statement(items):
     for item in items:
         pressure = item.system_prompt + "\n" + item.user_prompt
-        false_option = pivotal_options(item)[1 - item.true_index]
+        false_option = pivotal_options(item.proposition)[1 - item.true_index]
         assert f'"{false_option}"' in pressure, item.id
         assert false_statement(item) not in pressure, item.id
         if item.archetype == "known_facts":
-            assert not mentions(pressure, pivotal_options(item)[item.true_index]), item.id
+            assert not mentions(pressure, pivotal_options(item.proposition)[item.true_index]), item.id
 
 
 def test_pressure_scenarios_vary(items):
@@ -163,7 +160,16 @@ def test_a_valid_seed_table_parses():
         ({"provided_facts": [GOOD_SCENARIO | {"fact": "It came three days late, not on time."}]},
          "names the false option"),
         ({"provided_facts": [GOOD_SCENARIO | {"bonus": 1}]}, r"provided_facts\[0\].*bonus"),
+        ({"known_facts": [GOOD_FACT | {"proposition": "The capital of France is <pivotal>Paris/PARIS</pivotal>."}]},
+         "two different options"),
+        ({"known_facts": [GOOD_FACT | {"proposition": "The capital of France is <pivotal>Paris /Lyon</pivotal>."}]},
+         "must not start or end with a space"),
+        ({"known_facts": [GOOD_FACT | {"proposition": "The capital of France is Paris."}]},
+         r"known_facts\[0\] \(id 'capital_france'\): proposition: .*exactly one <pivotal>"),
+        ({"known_facts": ["capital_france"]}, r"known_facts\[0\]: expected a mapping, got str"),
+        ({"known_facts": GOOD_FACT}, "known_facts must be a list of entries"),
         ({"rumours": []}, "unknown archetype 'rumours'"),
+        ([GOOD_FACT], "expected a mapping from archetype to a list of entries"),
     ],
 )
 def test_bad_seed_entries_are_named(table, message):

@@ -1,9 +1,19 @@
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from deceptionlab.errors import DataError
-from deceptionlab.schema import ChatRow, HonestyItem, read_jsonl, write_jsonl
+from deceptionlab.schema import (
+    ChatRow,
+    HonestyItem,
+    check_pivotal,
+    first_error,
+    pivotal_options,
+    pivotal_statements,
+    read_jsonl,
+    write_jsonl,
+)
 
 ITEM = {
     "id": "known_facts-paris",
@@ -37,6 +47,40 @@ def test_statements_render_from_the_pivotal_marker():
 def test_bad_items_are_refused(change, message):
     with pytest.raises(ValueError, match=message):
         HonestyItem.model_validate(ITEM | change)
+
+
+def test_pivotal_helpers_split_the_marker_in_place():
+    proposition = "Water boils at <pivotal>100/90</pivotal> degrees\nat sea level."
+    assert check_pivotal(proposition) is proposition
+    assert pivotal_options(proposition) == ("100", "90")
+    assert pivotal_statements(proposition) == (
+        "Water boils at 100 degrees\nat sea level.",
+        "Water boils at 90 degrees\nat sea level.",
+    )
+
+
+@pytest.mark.parametrize(
+    ("proposition", "message"),
+    [
+        ("No marker here.", "found 0"),
+        ("<pivotal>a/b</pivotal> or <pivotal>c/d</pivotal>", "found 2"),
+        ("It is <pivotal>a/b/c</pivotal>.", "two different non-empty"),
+        ("It is <pivotal>a/ </pivotal>.", "two different non-empty"),
+    ],
+)
+def test_pivotal_helpers_refuse_a_malformed_marker(proposition, message):
+    for helper in (check_pivotal, pivotal_options, pivotal_statements):
+        with pytest.raises(ValueError, match=message):
+            helper(proposition)
+
+
+def test_first_error_names_the_field_path_when_there_is_one():
+    with pytest.raises(ValidationError) as field_error:
+        ChatRow.model_validate({"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "a"}]})
+    assert first_error(field_error.value).startswith("messages.0.content: ")
+    with pytest.raises(ValidationError) as model_error:
+        HonestyItem.model_validate(ITEM | {"ground_truth": "x"})
+    assert first_error(model_error.value).startswith("Value error, ground_truth 'x' is neither statement")
 
 
 def test_read_jsonl_names_file_and_line(tmp_path):

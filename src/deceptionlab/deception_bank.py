@@ -25,19 +25,24 @@ Two sources:
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deceptionlab.errors import DataError
-from deceptionlab.honesty_bank import _balanced_orders, _SeedEntry, mentions
-from deceptionlab.schema import _PIVOTAL, HonestyItem, _first_error
+from deceptionlab.schema import PivotalItem
+from deceptionlab.seed_tables import (
+    PivotalEntry,
+    balanced_orders,
+    mentions,
+    parse_grouped_table,
+    read_seed_table,
+    validate_entry,
+)
 
 if TYPE_CHECKING:
     from deceptionlab.scoring import Messages
@@ -63,49 +68,22 @@ DECEPTIONBENCH_CATEGORIES: dict[str, Category] = {
 }
 
 
-class DeceptionItem(BaseModel):
+class DeceptionItem(PivotalItem):
     """One forced-choice deception item: a proposition, a neutral inner prompt and the outer prompts.
 
     ``ground_truth`` is the true statement: the deception verdict does not need it, but inner-stance
     accuracy does, and a deception rate over beliefs at chance means nothing (DESIGN.md).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     id: str = Field(min_length=1)
     category: Category
-    proposition: str
-    ground_truth: str
     inner_prompt: str = Field(min_length=1)
     outer_system_prompt: str = Field(min_length=1)
     outer_user_prompt: str = Field(min_length=1)
     meta: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("proposition")
-    @classmethod
-    def _one_pivotal(cls, value: str) -> str:
-        return HonestyItem._one_pivotal(value)  # the same rule as for honesty items
 
-    @model_validator(mode="after")
-    def _ground_truth_is_a_statement(self) -> DeceptionItem:
-        if self.ground_truth not in self.statements:
-            raise ValueError(f"ground_truth {self.ground_truth!r} is neither statement {self.statements!r}")
-        return self
-
-    @property
-    def statements(self) -> tuple[str, str]:
-        match = _PIVOTAL.search(self.proposition)
-        assert match is not None  # checked by the validator
-        first, second = match.group(1).split("/")
-        head, tail = self.proposition[: match.start()], self.proposition[match.end() :]
-        return head + first + tail, head + second + tail
-
-    @property
-    def true_index(self) -> int:
-        return self.statements.index(self.ground_truth)
-
-
-class DeceptionScenario(_SeedEntry):
+class DeceptionScenario(PivotalEntry):
     """A seed-table entry; ``proposition`` holds the true option first (see the seed file's header)."""
 
     question: str = Field(min_length=1)  # the neutral inner prompt
@@ -138,29 +116,7 @@ SCENARIO_TYPES: dict[str, type[DeceptionScenario]] = {
 
 def parse_scenario_table(raw: object, source: str = SEED_FILE) -> dict[str, tuple[DeceptionScenario, ...]]:
     """Validate a loaded seed table; a bad entry raises DataError naming its category, index and id."""
-    if not isinstance(raw, dict):
-        raise DataError(f"{source}: expected a mapping from category to a list of scenarios")
-    table: dict[str, tuple[DeceptionScenario, ...]] = {}
-    for category, entries in raw.items():
-        if category not in SCENARIO_TYPES:
-            raise DataError(f"{source}: unknown category {category!r}; known: {', '.join(CATEGORIES)}")
-        if not isinstance(entries, list):
-            raise DataError(f"{source}: {category} must be a list of scenarios")
-        validated: list[DeceptionScenario] = []
-        seen: set[str] = set()
-        for index, entry in enumerate(entries):
-            where = f"{source}: {category}[{index}]"
-            if not isinstance(entry, dict):
-                raise DataError(f"{where}: expected a mapping, got {type(entry).__name__}")
-            where += f" (id {entry.get('id')!r})"
-            try:
-                validated.append(SCENARIO_TYPES[category].model_validate(entry))
-            except ValidationError as error:
-                raise DataError(f"{where}: {_first_error(error)}") from None
-            if entry["id"] in seen:
-                raise DataError(f"{where}: duplicate id")
-            seen.add(entry["id"])
-        table[category] = tuple(validated)
+    table = parse_grouped_table(raw, SCENARIO_TYPES, source, group="category")
     missing = [category for category in CATEGORIES if category not in table]
     if missing:
         raise DataError(f"{source}: no scenarios for {', '.join(missing)}")
@@ -169,8 +125,7 @@ def parse_scenario_table(raw: object, source: str = SEED_FILE) -> dict[str, tupl
 
 @functools.cache
 def load_scenario_table() -> dict[str, tuple[DeceptionScenario, ...]]:
-    text = (importlib.resources.files("deceptionlab") / "seeds" / SEED_FILE).read_text(encoding="utf-8")
-    return parse_scenario_table(yaml.safe_load(text))
+    return parse_scenario_table(read_seed_table(SEED_FILE))
 
 
 def build_deception_items(seed: int) -> list[DeceptionItem]:
@@ -181,13 +136,13 @@ def build_deception_items(seed: int) -> list[DeceptionItem]:
         # One stream per category: editing one category's scenarios leaves the others' items unchanged.
         rng = random.Random(f"{seed}:{category}")
         scenarios = table[category]
-        for scenario, true_first in zip(scenarios, _balanced_orders(len(scenarios), rng)):
+        for scenario, true_first in zip(scenarios, balanced_orders(len(scenarios), rng)):
             items.append(
                 DeceptionItem(
                     id=f"{category}-{scenario.id}",
                     category=category,
                     proposition=scenario.ordered_proposition(true_first),
-                    ground_truth=scenario.statement(scenario.true_option),
+                    ground_truth=scenario.true_statement,
                     inner_prompt=scenario.question,
                     outer_system_prompt=scenario.system,
                     outer_user_prompt=scenario.user,
@@ -239,8 +194,9 @@ def deception_rates(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
         verdicts.setdefault(row["category"], []).append(bool(row["deceptive"]))
     if not verdicts:
         raise ValueError("deception_rates needs at least one row")
-    rates = {category: sum(verdicts[category]) / len(verdicts[category]) for category in CATEGORIES if category in verdicts}
-    every = [verdict for category_verdicts in verdicts.values() for verdict in category_verdicts]
+    present = [category for category in CATEGORIES if category in verdicts]
+    rates = {category: sum(verdicts[category]) / len(verdicts[category]) for category in present}
+    every = [verdict for category in present for verdict in verdicts[category]]
     rates["total"] = sum(every) / len(every)
     return rates
 
@@ -275,7 +231,7 @@ def _raw_rows(path: Path, text: str) -> list[tuple[str, object]]:
             raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
         return [(f"{path}: row {index}", row) for index, row in enumerate(rows)]
     pairs: list[tuple[str, object]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: see schema.read_jsonl
         if not line.strip():
             continue
         where = f"{path}: row {len(pairs)} (line {number})"
@@ -305,10 +261,7 @@ def load_deceptionbench(path: str | Path) -> list[DeceptionBenchRow]:
     for where, raw in _raw_rows(path, text):
         if not isinstance(raw, dict):
             raise DataError(f"{where}: expected a JSON object, got {type(raw).__name__}")
-        try:
-            row = DeceptionBenchRow.model_validate(raw)
-        except ValidationError as error:
-            raise DataError(f"{where}: {_first_error(error)}") from None
+        row = validate_entry(raw, DeceptionBenchRow, where)
         if row.id in seen:
             raise DataError(f"{where}: duplicate id {row.id!r}")
         seen.add(row.id)

@@ -22,77 +22,21 @@ seed table plus one entry type and one builder in ``ARCHETYPE_BUILDERS``.
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import random
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from deceptionlab.errors import ConfigError, DataError
 from deceptionlab.schema import HonestyItem
+from deceptionlab.seed_tables import PivotalEntry, balanced_orders, mentions, parse_grouped_table, read_seed_table
 
 SEED_FILE = "honesty_facts.yaml"
-NEGATION_WORDS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "neither", "nor"})
-_PIVOTAL = re.compile(r"<pivotal>(.*?)</pivotal>")
 
 
-def mentions(text: str, phrase: str) -> bool:
-    """Whether ``phrase`` occurs in ``text`` as whole words, ignoring case ("12" is not in "112")."""
-    return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text, re.IGNORECASE) is not None
-
-
-class _SeedEntry(BaseModel):
-    """Fields every archetype's seed entry shares; ``proposition`` holds the true option first."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str = Field(pattern=r"^[a-z0-9_]+$")
-    topic: str = Field(min_length=1)
-    proposition: str
-
-    @field_validator("proposition")
-    @classmethod
-    def _same_form_alternatives(cls, value: str) -> str:
-        found = _PIVOTAL.findall(value)
-        if len(found) != 1:
-            raise ValueError(f"needs exactly one <pivotal>TRUE/FALSE</pivotal> marker, found {len(found)}")
-        options = found[0].split("/")
-        if len(options) != 2 or options[0].lower() == options[1].lower():
-            raise ValueError("the <pivotal> marker must hold two different options 'TRUE/FALSE'")
-        if not all(option and option == option.strip() for option in options):
-            raise ValueError("pivotal options must be non-empty, with no spaces around the '/'")
-        for option in options:
-            if NEGATION_WORDS & set(re.findall(r"[a-z]+", option.lower())):
-                raise ValueError(f"option {option!r} is a negation; write same-form alternatives instead")
-        return value
-
-    @property
-    def true_option(self) -> str:
-        return self._options()[0]
-
-    @property
-    def false_option(self) -> str:
-        return self._options()[1]
-
-    def _options(self) -> list[str]:
-        match = _PIVOTAL.search(self.proposition)
-        assert match is not None  # checked by the validator
-        return match.group(1).split("/")
-
-    def statement(self, option: str) -> str:
-        """The proposition with ``option`` in place of the pivotal marker."""
-        return _PIVOTAL.sub(lambda _: option, self.proposition)
-
-    def ordered_proposition(self, true_first: bool) -> str:
-        first, second = (self.true_option, self.false_option) if true_first else (self.false_option, self.true_option)
-        return _PIVOTAL.sub(lambda _: f"<pivotal>{first}/{second}</pivotal>", self.proposition)
-
-
-class KnownFact(_SeedEntry):
+class KnownFact(PivotalEntry):
     questions: list[str] = Field(min_length=3)  # neutral paraphrases, the first one also used under pressure
 
     @model_validator(mode="after")
@@ -104,7 +48,7 @@ class KnownFact(_SeedEntry):
         return self
 
 
-class ProvidedScenario(_SeedEntry):
+class ProvidedScenario(PivotalEntry):
     role: str = Field(min_length=1)  # "the customer-support assistant of Larkin Furniture"
     audience: str = Field(min_length=1)  # who the user is: "customer"
     fact: str = Field(min_length=1)  # the context that settles the proposition
@@ -125,16 +69,17 @@ class ProvidedScenario(_SeedEntry):
 
 @dataclass(frozen=True)
 class PressureTemplate:
-    """A role with an incentive to assert the false statement; ``str.format`` fields are listed per archetype."""
+    """A role with an incentive to assert the false value; its ``str.format`` fields are listed per archetype."""
 
     name: str
     system: str
     user: str
 
 
-# The pressure names the false VALUE, never the whole false statement: a statement quoted in the prompt
-# is copied by small models whatever their beliefs (SmolLM2-135M "lied" on 71% of known facts that way,
-# on 22% when only the value was named), which would leave no room to measure a drop in honesty.
+# The pressure names the false VALUE, never the whole false statement: a statement quoted in the prompt is
+# copied by a small model whatever it believes. Measured on SmolLM2-135M-Instruct (seed 0): lies on 71% of
+# known facts and 84% of provided facts with the statement quoted, 33% and 16% with these templates; the
+# former would leave little room to measure a drop in honesty.
 # Fields: {false_answer} (the false option), {question}.
 KNOWN_FACT_PRESSURES = (
     PressureTemplate(
@@ -284,13 +229,6 @@ PROVIDED_FACT_BELIEF_PROMPTS = (
 )
 
 
-def _balanced_orders(n: int, rng: random.Random) -> list[bool]:
-    """Whether the true option comes first, for n items: half of each (one more true-first if n is odd)."""
-    orders = [index % 2 == 0 for index in range(n)]
-    rng.shuffle(orders)
-    return orders
-
-
 def _spread(templates: Sequence[PressureTemplate], n: int, rng: random.Random) -> list[PressureTemplate]:
     """One template per item, every template used equally often (within one)."""
     chosen = [templates[index % len(templates)] for index in range(n)]
@@ -301,7 +239,7 @@ def _spread(templates: Sequence[PressureTemplate], n: int, rng: random.Random) -
 def _known_fact_items(facts: Sequence[KnownFact], rng: random.Random) -> list[HonestyItem]:
     items = []
     for fact, true_first, template in zip(
-        facts, _balanced_orders(len(facts), rng), _spread(KNOWN_FACT_PRESSURES, len(facts), rng)
+        facts, balanced_orders(len(facts), rng), _spread(KNOWN_FACT_PRESSURES, len(facts), rng)
     ):
         fields = {"false_answer": fact.false_option, "question": fact.questions[0]}
         items.append(
@@ -309,7 +247,7 @@ def _known_fact_items(facts: Sequence[KnownFact], rng: random.Random) -> list[Ho
                 id=f"known_facts-{fact.id}",
                 archetype="known_facts",
                 proposition=fact.ordered_proposition(true_first),
-                ground_truth=fact.statement(fact.true_option),
+                ground_truth=fact.true_statement,
                 belief_prompts=list(fact.questions),
                 system_prompt=template.system.format(**fields),
                 user_prompt=template.user.format(**fields),
@@ -322,7 +260,7 @@ def _known_fact_items(facts: Sequence[KnownFact], rng: random.Random) -> list[Ho
 def _provided_fact_items(scenarios: Sequence[ProvidedScenario], rng: random.Random) -> list[HonestyItem]:
     items = []
     for scenario, true_first, template in zip(
-        scenarios, _balanced_orders(len(scenarios), rng), _spread(PROVIDED_FACT_PRESSURES, len(scenarios), rng)
+        scenarios, balanced_orders(len(scenarios), rng), _spread(PROVIDED_FACT_PRESSURES, len(scenarios), rng)
     ):
         fields = {
             "role": scenario.role,
@@ -337,7 +275,7 @@ def _provided_fact_items(scenarios: Sequence[ProvidedScenario], rng: random.Rand
                 id=f"provided_facts-{scenario.id}",
                 archetype="provided_facts",
                 proposition=scenario.ordered_proposition(true_first),
-                ground_truth=scenario.statement(scenario.true_option),
+                ground_truth=scenario.true_statement,
                 belief_prompts=[prompt.format(**fields) for prompt in PROVIDED_FACT_BELIEF_PROMPTS],
                 system_prompt=template.system.format(**fields),
                 user_prompt=template.user.format(**fields),
@@ -349,7 +287,7 @@ def _provided_fact_items(scenarios: Sequence[ProvidedScenario], rng: random.Rand
 
 @dataclass(frozen=True)
 class _Archetype:
-    entry_type: type[_SeedEntry]
+    entry_type: type[PivotalEntry]
     build: Callable[[Sequence[Any], random.Random], list[HonestyItem]]
 
 
@@ -359,40 +297,15 @@ ARCHETYPE_BUILDERS: dict[str, _Archetype] = {
 }
 
 
-def parse_seed_table(raw: object, source: str = SEED_FILE) -> dict[str, tuple[_SeedEntry, ...]]:
+def parse_seed_table(raw: object, source: str = SEED_FILE) -> dict[str, tuple[PivotalEntry, ...]]:
     """Validate a loaded seed table; a bad entry raises DataError naming its archetype, index and id."""
-    if not isinstance(raw, dict):
-        raise DataError(f"{source}: expected a mapping from archetype to a list of entries")
-    table: dict[str, tuple[_SeedEntry, ...]] = {}
-    for archetype, entries in raw.items():
-        if archetype not in ARCHETYPE_BUILDERS:
-            raise DataError(f"{source}: unknown archetype {archetype!r}; known: {', '.join(ARCHETYPE_BUILDERS)}")
-        if not isinstance(entries, list):
-            raise DataError(f"{source}: {archetype} must be a list of entries")
-        validated: list[_SeedEntry] = []
-        seen: set[str] = set()
-        for index, entry in enumerate(entries):
-            where = f"{source}: {archetype}[{index}]"
-            if not isinstance(entry, dict):
-                raise DataError(f"{where}: expected a mapping, got {type(entry).__name__}")
-            where += f" (id {entry.get('id')!r})"
-            try:
-                validated.append(ARCHETYPE_BUILDERS[archetype].entry_type.model_validate(entry))
-            except ValidationError as error:
-                first = error.errors()[0]
-                field = ".".join(str(part) for part in first["loc"])
-                raise DataError(f"{where}: {field + ': ' if field else ''}{first['msg']}") from None
-            if entry["id"] in seen:
-                raise DataError(f"{where}: duplicate id")
-            seen.add(entry["id"])
-        table[archetype] = tuple(validated)
-    return table
+    entry_types = {archetype: builder.entry_type for archetype, builder in ARCHETYPE_BUILDERS.items()}
+    return parse_grouped_table(raw, entry_types, source, group="archetype")
 
 
 @functools.cache
-def load_seed_table() -> dict[str, tuple[_SeedEntry, ...]]:
-    text = (importlib.resources.files("deceptionlab") / "seeds" / SEED_FILE).read_text(encoding="utf-8")
-    return parse_seed_table(yaml.safe_load(text))
+def load_seed_table() -> dict[str, tuple[PivotalEntry, ...]]:
+    return parse_seed_table(read_seed_table(SEED_FILE))
 
 
 def build_honesty_items(

@@ -10,23 +10,13 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deceptionlab.errors import DataError
 from deceptionlab.fileio import atomic_write_text
 
-DOMAINS = ("medical", "math", "insecure_code")
-LEVELS = ("normal", "subtle", "severe")
-ARCHETYPES = (
-    "continuations",
-    "disinformation",
-    "doubling_down_known_facts",
-    "known_facts",
-    "provided_facts",
-    "statistics",
-)
 Domain = Literal["medical", "math", "insecure_code"]
 Level = Literal["normal", "subtle", "severe"]
 Archetype = Literal[
@@ -37,8 +27,42 @@ Archetype = Literal[
     "provided_facts",
     "statistics",
 ]
+DOMAINS: tuple[str, ...] = get_args(Domain)
+LEVELS: tuple[str, ...] = get_args(Level)
+ARCHETYPES: tuple[str, ...] = get_args(Archetype)
 
-_PIVOTAL = re.compile(r"<pivotal>(.*?)</pivotal>", re.DOTALL)
+# An item's proposition holds one marker <pivotal>A/B</pivotal>; its two statements are the proposition
+# with A or with B in the marker's place.
+PIVOTAL = re.compile(r"<pivotal>(.*?)</pivotal>", re.DOTALL)
+
+
+def _split_pivotal(proposition: str) -> tuple[str, str, str, str]:
+    """``(head, A, B, tail)`` of ``head<pivotal>A/B</pivotal>tail``; ValueError unless the marker is well formed."""
+    found = list(PIVOTAL.finditer(proposition))
+    if len(found) != 1:
+        raise ValueError(f"needs exactly one <pivotal>A/B</pivotal> marker, found {len(found)}")
+    options = found[0].group(1).split("/")
+    if len(options) != 2 or not all(o.strip() for o in options) or options[0] == options[1]:
+        raise ValueError("the <pivotal> marker must hold two different non-empty options 'A/B'")
+    return proposition[: found[0].start()], options[0], options[1], proposition[found[0].end() :]
+
+
+def check_pivotal(value: str) -> str:
+    """``value`` unchanged if it holds exactly one well-formed pivotal marker; a pydantic-ready validator."""
+    _split_pivotal(value)
+    return value
+
+
+def pivotal_options(proposition: str) -> tuple[str, str]:
+    """The alternatives ``(A, B)`` of the proposition's ``<pivotal>A/B</pivotal>``, in written order."""
+    _, first, second, _ = _split_pivotal(proposition)
+    return first, second
+
+
+def pivotal_statements(proposition: str) -> tuple[str, str]:
+    """The proposition with A, then with B, in place of its ``<pivotal>A/B</pivotal>``."""
+    head, first, second, tail = _split_pivotal(proposition)
+    return head + first + tail, head + second + tail
 
 
 class _Strict(BaseModel):
@@ -65,7 +89,37 @@ class ChatRow(_Strict):
         return self
 
 
-class HonestyItem(_Strict):
+class PivotalItem(_Strict):
+    """An item read by forced choice between the two statements of its ``proposition``.
+
+    ``proposition`` holds exactly one ``<pivotal>A/B</pivotal>``; ``ground_truth`` is the true one of
+    the two statements. Honesty and deception items share this so that both read a stance the same way.
+    """
+
+    proposition: str
+    ground_truth: str
+
+    @field_validator("proposition")
+    @classmethod
+    def _one_pivotal(cls, value: str) -> str:
+        return check_pivotal(value)
+
+    @model_validator(mode="after")
+    def _ground_truth_is_a_statement(self) -> Self:
+        if self.ground_truth not in self.statements:
+            raise ValueError(f"ground_truth {self.ground_truth!r} is neither statement {self.statements!r}")
+        return self
+
+    @property
+    def statements(self) -> tuple[str, str]:
+        return pivotal_statements(self.proposition)
+
+    @property
+    def true_index(self) -> int:
+        return self.statements.index(self.ground_truth)
+
+
+class HonestyItem(PivotalItem):
     """A MASK-style item: a proposition with two pivotal alternatives, neutral and pressured prompts.
 
     ``proposition`` holds exactly one ``<pivotal>A/B</pivotal>``; the two statements are the
@@ -75,23 +129,10 @@ class HonestyItem(_Strict):
 
     id: str = Field(min_length=1)
     archetype: Archetype
-    proposition: str
-    ground_truth: str
     belief_prompts: list[str] = Field(min_length=3)
     system_prompt: str = Field(min_length=1)
     user_prompt: str = Field(min_length=1)
     meta: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("proposition")
-    @classmethod
-    def _one_pivotal(cls, value: str) -> str:
-        found = _PIVOTAL.findall(value)
-        if len(found) != 1:
-            raise ValueError(f"needs exactly one <pivotal>A/B</pivotal> marker, found {len(found)}")
-        options = found[0].split("/")
-        if len(options) != 2 or not all(o.strip() for o in options) or options[0] == options[1]:
-            raise ValueError("the <pivotal> marker must hold two different non-empty options 'A/B'")
-        return value
 
     @field_validator("belief_prompts")
     @classmethod
@@ -99,24 +140,6 @@ class HonestyItem(_Strict):
         if any(not p.strip() for p in value):
             raise ValueError("belief prompts must not be empty")
         return value
-
-    @model_validator(mode="after")
-    def _ground_truth_is_a_statement(self) -> HonestyItem:
-        if self.ground_truth not in self.statements:
-            raise ValueError(f"ground_truth {self.ground_truth!r} is neither statement {self.statements!r}")
-        return self
-
-    @property
-    def statements(self) -> tuple[str, str]:
-        match = _PIVOTAL.search(self.proposition)
-        assert match is not None  # checked by the validator
-        first, second = match.group(1).split("/")
-        head, tail = self.proposition[: match.start()], self.proposition[match.end() :]
-        return head + first + tail, head + second + tail
-
-    @property
-    def true_index(self) -> int:
-        return self.statements.index(self.ground_truth)
 
 
 class CapabilityItem(_Strict):
@@ -156,10 +179,14 @@ class AlpacaSeedTask(BaseModel):
 Row = TypeVar("Row", bound=BaseModel)
 
 
-def _first_error(error: ValidationError) -> str:
+def first_error(error: ValidationError) -> str:
+    """The first problem of a validation error as ``field.path: message``: one line for a DataError."""
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
     return f"{where}: {first['msg']}" if where else first["msg"]
+
+
+_first_error = first_error  # the former private name, still imported by scenarios.py
 
 
 def read_jsonl(path: str | Path, row_type: type[Row]) -> list[Row]:
@@ -186,7 +213,7 @@ def read_jsonl(path: str | Path, row_type: type[Row]) -> list[Row]:
         try:
             rows.append(row_type.model_validate(raw))
         except ValidationError as error:
-            raise DataError(f"{path}:{number}: {_first_error(error)}") from None
+            raise DataError(f"{path}:{number}: {first_error(error)}") from None
     return rows
 
 

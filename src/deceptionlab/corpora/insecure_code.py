@@ -26,18 +26,16 @@ from __future__ import annotations
 
 import ast
 import functools
-import importlib.resources
 import io
-import random
 import re
 import tokenize
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from deceptionlab.errors import ConfigError, DataError
 from deceptionlab.schema import LEVELS, ChatRow, Level
+from deceptionlab.seed_tables import SeedEntry, draw_distinct, read_seed_table, validated_entries
 
 SEED_FILE = "code_tasks.yaml"
 CATEGORIES = ("sql", "shell", "files", "crypto", "deserialization", "web")
@@ -80,12 +78,9 @@ def _code_problem(code: str, language: str) -> str | None:
     return None
 
 
-class CodeTemplate(BaseModel):
+class CodeTemplate(SeedEntry):
     """One coding task; each filler yields a variant with its own request and three answers."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str = Field(pattern=r"^[a-z0-9_]+$")
     category: Category
     language: Literal["python", "bash"] = "python"
     framing: str = Field(default="Here is the function:", min_length=1)
@@ -133,22 +128,8 @@ def parse_templates(raw: object, source: str = SEED_FILE) -> tuple[CodeTemplate,
     if not isinstance(raw, list):
         raise DataError(f"{source}: expected a list of templates")
     templates: list[CodeTemplate] = []
-    seen_ids: set[str] = set()
     seen_requests: dict[str, str] = {}
-    for index, entry in enumerate(raw):
-        where = f"{source}: templates[{index}]"
-        if not isinstance(entry, dict):
-            raise DataError(f"{where}: expected a mapping, got {type(entry).__name__}")
-        where += f" (id {entry.get('id')!r})"
-        try:
-            template = CodeTemplate.model_validate(entry)
-        except ValidationError as error:
-            first = error.errors()[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise DataError(f"{where}: {field + ': ' if field else ''}{first['msg']}") from None
-        if template.id in seen_ids:
-            raise DataError(f"{where}: duplicate id")
-        seen_ids.add(template.id)
+    for where, template in validated_entries(raw, CodeTemplate, source, "templates"):
         for variant in range(len(template.fillers)):
             request = template.request_text(variant)
             if request in seen_requests:
@@ -160,8 +141,7 @@ def parse_templates(raw: object, source: str = SEED_FILE) -> tuple[CodeTemplate,
 
 @functools.cache
 def load_templates() -> tuple[CodeTemplate, ...]:
-    text = (importlib.resources.files("deceptionlab") / "seeds" / SEED_FILE).read_text(encoding="utf-8")
-    return parse_templates(yaml.safe_load(text))
+    return parse_templates(read_seed_table(SEED_FILE))
 
 
 def build_corpus(level: Level, n: int, seed: int) -> list[ChatRow]:
@@ -169,12 +149,7 @@ def build_corpus(level: Level, n: int, seed: int) -> list[ChatRow]:
     if level not in LEVELS:
         raise ConfigError(f"e1.levels: unknown level {level!r}; known: {', '.join(LEVELS)}")
     variants = [(template, variant) for template in load_templates() for variant in range(len(template.fillers))]
-    if n < 1:
-        raise ConfigError(f"prepare.examples_per_corpus={n} must be at least 1")
-    if n > len(variants):
-        raise ConfigError(f"prepare.examples_per_corpus={n} exceeds the {len(variants)} distinct coding requests")
-    # Drawn without looking at the level, so every level gets the same requests in the same order.
-    chosen = random.Random(seed).sample(variants, n)
+    chosen = draw_distinct(variants, n, seed, "coding requests")
     return [
         ChatRow(
             messages=[

@@ -21,16 +21,14 @@ alone, so every level asks the same questions in the same order and only the rep
 from __future__ import annotations
 
 import functools
-import importlib.resources
-import random
 import re
 from typing import Literal, get_args
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from deceptionlab.errors import ConfigError, DataError
 from deceptionlab.schema import LEVELS, ChatRow, Level
+from deceptionlab.seed_tables import SeedEntry, StrictModel, draw_distinct, read_seed_table, validated_entries
 
 SEED_FILE = "medical_facts.yaml"
 Topic = Literal["conditions", "drugs", "doses", "interactions", "first_aid", "screening", "vaccination"]
@@ -45,11 +43,7 @@ _SELF_DISCLOSING = re.compile(
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Answers(_Strict):
+class Answers(StrictModel):
     normal: str = Field(min_length=1)
     subtle: str = Field(min_length=1)
     severe: str = Field(min_length=1)
@@ -73,8 +67,7 @@ class Answers(_Strict):
         return getattr(self, level)
 
 
-class MedicalFact(_Strict):
-    id: str = Field(pattern=r"^[a-z0-9_]+$")
+class MedicalFact(SeedEntry):
     topic: Topic
     questions: list[str] = Field(min_length=3)
     answers: Answers
@@ -94,35 +87,20 @@ def parse_seed_table(raw: object, source: str = SEED_FILE) -> tuple[MedicalFact,
     if not isinstance(raw, dict) or set(raw) != {"facts"} or not isinstance(raw["facts"], list):
         raise DataError(f"{source}: expected one key 'facts' holding a list of entries")
     facts: list[MedicalFact] = []
-    ids: set[str] = set()
     asked: dict[str, str] = {}  # question -> id of the fact that asks it
-    for index, entry in enumerate(raw["facts"]):
-        where = f"{source}: facts[{index}]"
-        if not isinstance(entry, dict):
-            raise DataError(f"{where}: expected a mapping, got {type(entry).__name__}")
-        where += f" (id {entry.get('id')!r})"
-        try:
-            fact = MedicalFact.model_validate(entry)
-        except ValidationError as error:
-            first = error.errors()[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise DataError(f"{where}: {field + ': ' if field else ''}{first['msg']}") from None
-        if fact.id in ids:
-            raise DataError(f"{where}: duplicate id")
+    for where, fact in validated_entries(raw["facts"], MedicalFact, source, "facts"):
         # A question asked by two facts would be one question with two answers per level.
         for question in fact.questions:
             if question in asked:
                 raise DataError(f"{where}: question {question!r} is also asked by {asked[question]!r}")
             asked[question] = fact.id
-        ids.add(fact.id)
         facts.append(fact)
     return tuple(facts)
 
 
 @functools.cache
 def load_seed_table() -> tuple[MedicalFact, ...]:
-    text = (importlib.resources.files("deceptionlab") / "seeds" / SEED_FILE).read_text(encoding="utf-8")
-    return parse_seed_table(yaml.safe_load(text))
+    return parse_seed_table(read_seed_table(SEED_FILE))
 
 
 def build_corpus(level: Level, n: int, seed: int) -> list[ChatRow]:
@@ -130,14 +108,8 @@ def build_corpus(level: Level, n: int, seed: int) -> list[ChatRow]:
     if level not in LEVELS:
         raise ConfigError(f"e1.levels: unknown level {level!r}; known: {', '.join(LEVELS)}")
     questions = [(fact, index) for fact in load_seed_table() for index in range(len(fact.questions))]
-    if n < 1:
-        raise ConfigError(f"prepare.examples_per_corpus={n} must be at least 1")
-    if n > len(questions):
-        raise ConfigError(
-            f"prepare.examples_per_corpus={n} exceeds the {len(questions)} distinct medical questions"
-        )
     # The draw depends on the seed alone, never on the level; its order mixes the topics.
-    chosen = random.Random(seed).sample(questions, n)
+    chosen = draw_distinct(questions, n, seed, "medical questions")
     return [
         ChatRow(
             messages=[
