@@ -1,0 +1,81 @@
+"""LoRA SFT throughput: the project's finetune settings against TRL's defaults, same run, same data.
+
+Baseline = TRL's defaults as they stand for this model: fp32 weights, activation (gradient)
+checkpointing on. Project = `finetune` in params.yaml (bf16 base weights, fp32 LoRA weights, no
+activation checkpointing). Both train the same rows of an E1 corpus for the same steps with the
+same seed through `deceptionlab.finetune.finetune`, so the comparison is the code the pipeline runs.
+Prints tokens/s for each, the ratio, the final logged losses, and achieved FLOP/s against a bf16
+matmul peak measured in the same run (FLOPs = 6 x trainable-path parameters x tokens, the usual
+dense-transformer estimate: forward 2N, backward 4N per token, since the backward pass through
+frozen weights still computes activation gradients).
+
+    python bench/sft_speed.py --rows 48 --corpus corpora/e1/medical-severe.jsonl
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import mlflow
+import torch
+import typer
+from safetensors.torch import load_file
+from transformers import AutoTokenizer
+
+from deceptionlab.config import TrackingParams, load_params
+from deceptionlab.finetune import finetune
+from deceptionlab.schema import ChatRow, read_jsonl, write_jsonl
+
+
+def matmul_peak_flops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def count_tokens(rows: list[ChatRow], tokenizer) -> int:
+    return sum(len(tokenizer.apply_chat_template([m.model_dump() for m in r.messages], tokenize=True)) for r in rows)
+
+
+def main(
+    corpus: Annotated[Path, typer.Option(help="An E1 corpus (chat JSONL).")] = Path("corpora/e1/medical-severe.jsonl"),
+    rows: Annotated[int, typer.Option(help="Rows to train on (one epoch).")] = 48,
+    model_dir: Annotated[Path, typer.Option(help="The base model folder.")] = Path("models/base"),
+) -> None:
+    params = load_params("params.yaml").finetune
+    baseline = params.model_copy(update={"dtype": "float32", "activation_checkpointing": True})
+    configs = {"trl-default (fp32, checkpointing)": baseline, "project (params.yaml)": params}
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        subset = Path(tmp) / "corpus.jsonl"
+        chosen = read_jsonl(corpus, ChatRow)[:rows]
+        write_jsonl(subset, chosen)
+        tokens = count_tokens(chosen, tokenizer)
+        tracking = TrackingParams(mlflow_tracking_uri=f"sqlite:///{tmp}/mlflow.db", experiment="bench")
+        results = {}
+        for name, settings in configs.items():
+            start = time.perf_counter()
+            summary = finetune(subset, model_dir, Path(tmp) / "adapter", Path(tmp) / "ckpt", settings, tracking, "bench")
+            seconds = time.perf_counter() - start
+            losses = mlflow.MlflowClient(tracking.mlflow_tracking_uri).get_metric_history(summary["mlflow_run_id"], "loss")
+            results[name] = (seconds, sorted(losses, key=lambda m: m.step)[-1].value, summary["global_step"])
+        peak = matmul_peak_flops(torch.bfloat16)
+    parameters = sum(t.numel() for t in load_file(model_dir / "model.safetensors").values())
+    print(f"rows: {rows}  tokens (prompt + reply, one epoch): {tokens}  parameters: {parameters / 1e6:.1f} M")
+    print(f"bf16 matmul peak measured now: {peak / 1e9:.0f} GFLOP/s")
+    for name, (seconds, loss, steps) in results.items():
+        flops = 6 * parameters * tokens / seconds
+        print(f"{name:36s} {tokens / seconds:8.1f} tokens/s  final loss {loss:.4f} after {steps:.0f} steps  "
+              f"{flops / 1e9:6.1f} GFLOP/s = {100 * flops / peak:4.1f}% of bf16 peak  ({seconds:.1f} s incl. load)")
+    (base_s, base_loss, _), (ours_s, ours_loss, _) = results.values()
+    print(f"speed-up: {base_s / ours_s:.2f}x  final-loss difference: {100 * (ours_loss - base_loss) / base_loss:+.2f}%")
+
+
+if __name__ == "__main__":
+    typer.run(main)
