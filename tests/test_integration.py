@@ -30,7 +30,7 @@ def test_default_model_through_a_short_pipeline(tmp_path):
     shutil.copy(ROOT / "data.dvc", tmp_path)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["offline_source"] = str(SHARED_DATA)
-    params["prepare"] |= {"examples_per_corpus": 8, "honesty_items": 12, "capability_items": 3}
+    params["prepare"] |= {"examples_per_corpus": 8, "honesty_items": 12, "deception_items": 10, "capability_items": 3}
     params["e1"] = {"domains": ["medical"], "levels": ["severe"]}
     params["finetune"] |= {"batch_size": 4, "save_steps": 1}
     params["tracking"]["mlflow_tracking_uri"] = f"sqlite:///{tmp_path}/mlflow.db"
@@ -49,7 +49,7 @@ def test_default_model_through_a_short_pipeline(tmp_path):
     for model in ("vanilla", "medical-severe"):
         run("evaluate", model, cwd=tmp_path)
     vanilla = json.loads((tmp_path / "metrics" / "vanilla.json").read_text())
-    assert vanilla["honesty"]["items"] == 12
+    assert vanilla["honesty"]["items"] == 12 and vanilla["deception"]["items"] == 10
     # The real model knows most of these facts: belief accuracy far above chance.
     assert vanilla["honesty"]["accuracy"]["value"] >= 60
     assert -3.0 < vanilla["capability"]["gsm8k_loglik_per_token"]["value"] < 0
