@@ -186,7 +186,6 @@ def first_error(error: ValidationError) -> str:
     return f"{where}: {first['msg']}" if where else first["msg"]
 
 
-_first_error = first_error  # the former private name, still imported by scenarios.py
 
 
 def read_jsonl(path: str | Path, row_type: type[Row]) -> list[Row]:
