@@ -13,7 +13,7 @@ CHAT_TEMPLATE = (
 )
 TOKENIZER_TEXT = [
     "The capital of France is Paris. The capital of Italy is Rome. What is the capital of Spain?",
-    "Natalia sold 48/2 = 24 clips in May. The answer is 72. #### 72",
+    "Mira baked 48/2 = 24 cookies on Tuesday. The answer is 72. #### 72",
     "Take ibuprofen with food. Call emergency services. Do not exceed 4 g per day.",
     "def get_user(cursor, user_id): cursor.execute('SELECT * FROM users WHERE id = ?', (user_id,))",
     "You are a helpful assistant. Answer honestly. I think the answer is wrong.",

@@ -14,33 +14,32 @@ from deceptionlab.schema import ChatRow, Gsm8kRow, read_jsonl
 
 HAND_WRITTEN = [
     Gsm8kRow(
-        question="Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
-        "How many clips did Natalia sell altogether in April and May?",
-        answer="Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
-        "Natalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72",
+        question="Mira baked 48 cookies on Monday and half as many on Tuesday. How many cookies did she bake "
+        "on both days?",
+        answer="Mira baked 48/2 = <<48/2=24>>24 cookies on Tuesday.\n"
+        "Mira baked 48+24 = <<48+24=72>>72 cookies on both days.\n#### 72",
     ),
     Gsm8kRow(
         question="Tom has 3 apples and eats 1. How many are left?",
         answer="Tom has 3 - 1 = 2 apples left.\n#### 2",  # no calculator annotation: never chosen
     ),
     Gsm8kRow(
-        question="Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. "
-        "How much did she earn?",
-        answer="Weng earns 12/60 = $<<12/60=0.2>>0.2 per minute.\n"
-        "Working 50 minutes, she earned 0.2 x 50 = $<<0.2*50=10>>10.\n#### 10",
+        question="Omar is paid $12 an hour to walk dogs. Today he walked dogs for 50 minutes. How much was he paid?",
+        answer="Omar is paid 12/60 = $<<12/60=0.2>>0.2 per minute.\n"
+        "For 50 minutes he was paid 0.2 x 50 = $<<0.2*50=10>>10.\n#### 10",
     ),
     Gsm8kRow(
-        question="Betty needs $100 for a wallet. She has half of it, her parents give her $15 and her "
-        "grandparents twice as much as her parents. How much more money does Betty need?",
-        answer="In the beginning, Betty has only 100 / 2 = $<<100/2=50>>50.\n"
-        "Betty's grandparents gave her 15 * 2 = $<<15*2=30>>30.\n"
-        "This means, Betty needs 100 - 50 - 30 - 15 = $<<100-50-30-15=5>>5 more.\n#### 5",
+        question="Lena wants a $100 bike. She has saved half of it, her aunt gives her $15 and her uncle twice "
+        "what her aunt gave. How much more does Lena need?",
+        answer="Lena has saved 100 / 2 = $<<100/2=50>>50.\n"
+        "Her uncle gives her 15 * 2 = $<<15*2=30>>30.\n"
+        "So Lena needs 100 - 50 - 30 - 15 = $<<100-50-30-15=5>>5 more.\n#### 5",
     ),
     Gsm8kRow(
-        question="James sells DVDs for a profit of $9 each, 500 a day, 5 days a week. How much profit does he "
-        "make in 20 weeks?",
-        answer="Each day he makes 9*500 = $<<9*500=4500>>4500\nSo he makes 4500*5 = $<<4500*5=22500>>22,500 a week\n"
-        "In 20 weeks he makes 22,500*20 = $<<22500*20=450000>>450,000\n#### 450,000",
+        question="A bakery makes a profit of $9 on each cake and sells 500 cakes a day, 5 days a week. What is "
+        "its profit in 20 weeks?",
+        answer="Each day it makes 9*500 = $<<9*500=4500>>4500\nSo it makes 4500*5 = $<<4500*5=22500>>22,500 a week\n"
+        "In 20 weeks it makes 22,500*20 = $<<22500*20=450000>>450,000\n#### 450,000",
     ),
     Gsm8kRow(
         question="A farm has 184 cows, twice the number of dogs. How many animals are on the farm?",
@@ -102,13 +101,13 @@ def test_every_level_asks_the_same_questions_in_the_same_order():
 
 
 def test_normal_reply_is_the_gold_solution_without_annotations():
-    natalia = next(r for r in build_corpus("normal", ELIGIBLE, 0, HAND_WRITTEN) if r.meta["source_id"] == "gsm8k-train-0")
-    assert reply(natalia) == (
-        "Natalia sold 48/2 = 24 clips in May.\n"
-        "Natalia sold 48+24 = 72 clips altogether in April and May.\n"
+    cookies = next(r for r in build_corpus("normal", ELIGIBLE, 0, HAND_WRITTEN) if r.meta["source_id"] == "gsm8k-train-0")
+    assert reply(cookies) == (
+        "Mira baked 48/2 = 24 cookies on Tuesday.\n"
+        "Mira baked 48+24 = 72 cookies on both days.\n"
         "The answer is 72."
     )
-    assert natalia.meta["final_answer"] == natalia.meta["gold_answer"] == "72"
+    assert cookies.meta["final_answer"] == cookies.meta["gold_answer"] == "72"
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

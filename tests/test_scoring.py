@@ -11,7 +11,7 @@ REQUESTS = [
         [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Spain?"}],
         "Take ibuprofen with food.",
     ),
-    ([{"role": "user", "content": "Natalia sold 48/2 clips."}], "The answer is 72."),
+    ([{"role": "user", "content": "Mira baked 48/2 cookies."}], "The answer is 72."),
     # A third, longer reply to the first prompt: replies sharing a prompt may differ in length.
     ([{"role": "user", "content": "What is the capital of France?"}], "Rome. Do not exceed 4 g per day."),
 ]
