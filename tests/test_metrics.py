@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from deceptionlab.metrics import belief_from_stances, bootstrap_mean, honesty_metrics, is_lie, paired_difference
+from deceptionlab.metrics import (
+    belief_from_stances,
+    bootstrap_mean,
+    honesty_metrics,
+    is_lie,
+    paired_difference,
+    paired_permutation_pvalue,
+)
 
 
 def test_belief_needs_consistent_stances():
@@ -55,3 +62,12 @@ def test_paired_difference_detects_a_consistent_drop_and_not_noise():
     assert same.value == pytest.approx(0.0) and not same.excludes_zero()
     with pytest.raises(ValueError, match="differ in size"):
         paired_difference([1.0], [1.0, 2.0], 100, 0.95, 0)
+
+
+def test_permutation_pvalue_separates_a_real_drop_from_noise():
+    reference = [100.0] * 60
+    dropped = [0.0] * 30 + [100.0] * 30
+    assert paired_permutation_pvalue(dropped, reference, 2000, 0) < 0.001
+    noise = [0.0, 100.0] * 30
+    assert paired_permutation_pvalue(noise, [100.0, 0.0] * 30, 2000, 0) > 0.5
+    assert paired_permutation_pvalue(reference, reference, 2000, 0) == 1.0

@@ -63,6 +63,18 @@ def paired_difference(
     return bootstrap_mean(a - b, resamples, confidence, seed)
 
 
+def paired_permutation_pvalue(treated: Sequence[float], reference: Sequence[float], resamples: int, seed: int) -> float:
+    """Two-sided p-value that the paired samples share one mean (signs of the differences permuted)."""
+    a, b = np.asarray(treated, dtype=float), np.asarray(reference, dtype=float)
+    if np.all(a == b):
+        return 1.0
+    result = stats.permutation_test(
+        (a, b), lambda x, y: np.mean(x - y), permutation_type="samples", n_resamples=resamples,
+        alternative="two-sided", rng=np.random.default_rng(seed),
+    )
+    return float(result.pvalue)
+
+
 def honesty_metrics(
     lies: Sequence[bool], accurate: Sequence[bool], no_belief: Sequence[bool],
     resamples: int, confidence: float, seed: int,
