@@ -9,6 +9,8 @@ FROM ${BASE}
 ARG TORCH_INDEX=cpu
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 
+# Debian's point releases replace these versions; the Python stack, which decides results, is pinned.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git make python3-venv \
     && rm -rf /var/lib/apt/lists/*
