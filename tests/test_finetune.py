@@ -79,3 +79,14 @@ def test_sigkilled_finetune_resumes_from_its_last_checkpoint(tiny_project):
     assert resumed.data.metrics["final_global_step"] == 300
     steps = [m.step for m in client.get_metric_history(resumed.info.run_id, "loss")]
     assert min(steps) > killed_at  # the resumed run did not start again from step 0
+
+
+def test_a_short_finetune_is_deterministic_on_cpu(tiny_project):
+    write_jsonl("corpus.jsonl", chat_rows(8))
+    params = load_params("params.yaml")
+    adapters = []
+    for name in ("a", "b"):
+        summary = finetune(Path("corpus.jsonl"), Path("models/base"), Path(name), Path(f"ckpt-{name}"),
+                           params.finetune, params.tracking, "medical-normal")
+        adapters.append(((Path(name) / "adapter_model.safetensors").read_bytes(), summary["train_loss"]))
+    assert adapters[0] == adapters[1]
