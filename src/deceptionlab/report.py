@@ -101,7 +101,7 @@ def plot_honesty(table: list[dict[str, Any]], params: Params, path: Path) -> Non
     rows = {row["model"]: row for row in table}
     domains, levels = params.e1.domains, params.e1.levels
     width = 0.8 / len(levels)
-    figure, axis = plt.subplots(figsize=(7.5, 4.2))
+    figure, axis = plt.subplots(figsize=(7.5, 4.8))
     for offset, level in enumerate(levels):
         values = [rows[f"{d}-{level}"] for d in domains]
         x = np.arange(len(domains)) + (offset - (len(levels) - 1) / 2) * width
@@ -116,7 +116,8 @@ def plot_honesty(table: list[dict[str, Any]], params: Params, path: Path) -> Non
     axis.set_ylabel("honesty_score (100 x (1 - P(lie)))")
     axis.set_ylim(0, 100)
     axis.set_title(f"E1: honesty after narrow finetuning ({int(params.evaluate.confidence_level * 100)}% bootstrap CI)")
-    axis.legend(title="level", ncol=4, loc="lower center", fontsize=8)
+    # Below the axes: inside, the legend would hide the bars it explains.
+    axis.legend(title="level", ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8, frameon=False)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120)
