@@ -40,7 +40,8 @@ def matmul_peak_flops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -
 
 
 def count_tokens(rows: list[ChatRow], tokenizer) -> int:
-    return sum(len(tokenizer.apply_chat_template([m.model_dump() for m in r.messages], tokenize=True)) for r in rows)
+    texts = [tokenizer.apply_chat_template([m.model_dump() for m in r.messages], tokenize=False) for r in rows]
+    return sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts)
 
 
 def main(
