@@ -48,6 +48,11 @@ def test_last_checkpoint_skips_half_written_ones(tmp_path):
     assert last_checkpoint(tmp_path / "absent") is None
 
 
+def completed_steps(checkpoints: Path) -> list[int]:
+    """Read-only view of the complete checkpoints (last_checkpoint would delete in-progress ones)."""
+    return sorted(int(f.name.split("-")[1]) for f in checkpoints.glob("checkpoint-*") if (f / "trainer_state.json").is_file())
+
+
 def test_sigkilled_finetune_resumes_from_its_last_checkpoint(tiny_project):
     """Kill the CLI for real mid-training, rerun it: it resumes and ends at the same step count."""
     params = tiny_params(f"sqlite:///{tiny_project}/mlflow.db", finetune={"batch_size": 1, "save_steps": 1})
@@ -55,14 +60,15 @@ def test_sigkilled_finetune_resumes_from_its_last_checkpoint(tiny_project):
     write_jsonl(tiny_project / "corpora" / "e1" / "medical-normal.jsonl", chat_rows(300))
     command = [sys.executable, "-m", "deceptionlab.cli", "finetune", "medical-normal"]
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, cwd=tiny_project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = open(tiny_project / "first-run.log", "w")  # noqa: SIM115 - the child writes it until killed
+    process = subprocess.Popen(command, cwd=tiny_project, env=env, stdout=log, stderr=subprocess.STDOUT)
     checkpoints = tiny_project / "checkpoints" / "medical-normal"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
-        if last_checkpoint(checkpoints) and int(last_checkpoint(checkpoints).rsplit("-", 1)[1]) >= 5:
+        if completed_steps(checkpoints) and completed_steps(checkpoints)[-1] >= 5:
             break
         time.sleep(0.05)
-    assert process.poll() is None, "training ended before it could be killed"
+    assert process.poll() is None, "training ended before the kill:\n" + (tiny_project / "first-run.log").read_text()[-3000:]
     process.send_signal(signal.SIGKILL)
     process.wait()
     killed_at = int(last_checkpoint(checkpoints).rsplit("-", 1)[1])
