@@ -39,10 +39,11 @@ ALPACA_SEED_URL = (
 
 
 def download_from_hub(into: Path) -> None:
-    """Rebuild the same files online: GSM8K 'main' from the hub, the Alpaca seeds at a pinned commit.
+    """Rebuild the rows online: GSM8K 'main' from the hub, the Alpaca seeds at a pinned commit.
 
-    Row for row the same content; the bytes (JSON formatting) may differ from the offline copy,
-    in which case the hash check against data.dvc refuses them.
+    Row for row the same content, but not the same bytes: the license files are not on the hub and
+    the JSON formatting differs, so the hash check against data.dvc refuses the result. Use it to
+    build a new data version (then `dvc add data` records it), not to reproduce this one.
     """
     from datasets import load_dataset
 
