@@ -11,7 +11,9 @@ a killed run picks up from its last checkpoint when the stage runs again.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -68,30 +70,21 @@ def last_checkpoint(checkpoint_dir: Path) -> str | None:
     return str(max(complete, key=lambda f: int(f.name.split("-")[1]))) if complete else None
 
 
-def finetune(
-    corpus_path: Path,
-    base_dir: Path,
-    adapter_dir: Path,
-    checkpoint_dir: Path,
-    params: FinetuneParams,
-    tracking: TrackingParams,
-    run_name: str,
-) -> dict[str, float]:
-    """Train a LoRA adapter on ``corpus_path``; write it to ``adapter_dir`` atomically."""
+def lora_config(params: FinetuneParams):
     from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
 
-    rows = read_jsonl(corpus_path, ChatRow)
-    dataset = to_prompt_completion(rows)
-    model, tokenizer = load_model(base_dir, params.dtype)
-    lora = LoraConfig(
+    return LoraConfig(
         r=params.lora_r,
         lora_alpha=params.lora_alpha,
         lora_dropout=params.lora_dropout,
         target_modules=list(params.target_modules),
         task_type="CAUSAL_LM",
     )
-    config = SFTConfig(
+
+
+def training_arguments(params: FinetuneParams, checkpoint_dir: Path, run_name: str) -> dict:
+    """The TrainingArguments shared by every trainer (SFT here, KTO in E3), from ``finetune.*``."""
+    return dict(
         output_dir=str(checkpoint_dir),
         num_train_epochs=params.epochs,
         per_device_train_batch_size=params.batch_size,
@@ -116,28 +109,70 @@ def finetune(
         disable_tqdm=False,
         dataloader_num_workers=0,
     )
+
+
+def train_adapter(
+    make_trainer: Callable[[Any, Any], Any],
+    base_dir: Path,
+    adapter_dir: Path,
+    checkpoint_dir: Path,
+    params: FinetuneParams,
+    tracking: TrackingParams,
+    run_name: str,
+    run_params: dict[str, Any],
+    tags: dict[str, str],
+) -> dict[str, Any]:
+    """Run ``make_trainer(model, tokenizer)``'s training in one MLflow run, resuming from the last
+    complete checkpoint; write the LoRA adapter to ``adapter_dir`` atomically, then drop the checkpoints.
+
+    Nested under the active MLflow run when there is one (a sweep trial).
+    """
+    model, tokenizer = load_model(base_dir, params.dtype)
     resume = last_checkpoint(checkpoint_dir)
-    run_params = {
-        "finetune": params.model_dump(),
-        "corpus": {"path": str(corpus_path), "sha256": sha256_file(corpus_path), "rows": len(rows)},
-        "base_model_dir": str(base_dir),
-    }
-    with mlflow_run(tracking, run_name, run_key=f"finetune/{run_name}", params=run_params,
-                    tags={"stage": "finetune", "condition": run_name}) as run:
+    with mlflow_run(tracking, run_name, run_key=f"{tags['stage']}/{run_name}",
+                    params={"finetune": params.model_dump(), "base_model_dir": str(base_dir)} | run_params,
+                    tags=tags) as run:
         import mlflow
 
-        trainer = SFTTrainer(
-            model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=lora
-        )
+        trainer = make_trainer(model, tokenizer)
         if resume:
             mlflow.set_tag("resumed_from", Path(resume).name)
         result = trainer.train(resume_from_checkpoint=resume)
         with atomic_directory(adapter_dir) as tmp:
             trainer.model.save_pretrained(tmp, safe_serialization=True)
         mlflow.log_artifacts(str(adapter_dir), artifact_path="adapter")
-        summary = {"train_loss": float(result.training_loss), "global_step": float(result.global_step)}
+        summary: dict[str, Any] = {"train_loss": float(result.training_loss), "global_step": float(result.global_step)}
         mlflow.log_metrics({f"final_{k}": v for k, v in summary.items()})
-        summary["mlflow_run_id"] = run.info.run_id  # type: ignore[assignment]
+        summary["mlflow_run_id"] = run.info.run_id
     # The adapter is safely written: the checkpoints have done their job.
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return summary
+
+
+def finetune(
+    corpus_path: Path,
+    base_dir: Path,
+    adapter_dir: Path,
+    checkpoint_dir: Path,
+    params: FinetuneParams,
+    tracking: TrackingParams,
+    run_name: str,
+    callbacks: Sequence[Any] = (),
+) -> dict[str, Any]:
+    """LoRA-SFT on the chat rows of ``corpus_path``; write the adapter to ``adapter_dir`` atomically.
+
+    ``callbacks`` are transformers TrainerCallbacks (a sweep's per-epoch evaluation and pruning).
+    """
+    from trl import SFTConfig, SFTTrainer
+
+    rows = read_jsonl(corpus_path, ChatRow)
+    dataset = to_prompt_completion(rows)
+    config = SFTConfig(**training_arguments(params, checkpoint_dir, run_name))
+
+    def make_trainer(model, tokenizer):
+        return SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                          peft_config=lora_config(params), callbacks=list(callbacks))
+
+    corpus = {"corpus": {"path": str(corpus_path), "sha256": sha256_file(corpus_path), "rows": len(rows)}}
+    return train_adapter(make_trainer, base_dir, adapter_dir, checkpoint_dir, params, tracking, run_name,
+                         corpus, {"stage": "finetune", "condition": run_name})

@@ -34,7 +34,10 @@ def close_stale_runs(client, experiment_id: str, run_key: str) -> int:
 @contextmanager
 def mlflow_run(tracking: TrackingParams, run_name: str, run_key: str, params: dict[str, Any],
                tags: dict[str, str] | None = None) -> Iterator[Any]:
-    """One MLflow run; a crash marks it FAILED, a kill leaves it for ``close_stale_runs``."""
+    """One MLflow run; a crash marks it FAILED, a kill leaves it for ``close_stale_runs``.
+
+    Nested under the active run, if any (a sweep's study and trial runs).
+    """
     import mlflow
 
     # transformers' MLflow callback reads these; keep it logging into *this* run, not a new one.
@@ -43,6 +46,7 @@ def mlflow_run(tracking: TrackingParams, run_name: str, run_key: str, params: di
     mlflow.set_tracking_uri(tracking.mlflow_tracking_uri)
     experiment = mlflow.set_experiment(tracking.experiment)
     close_stale_runs(mlflow.MlflowClient(), experiment.experiment_id, run_key)
-    with mlflow.start_run(run_name=run_name, tags={"run_key": run_key, **(tags or {})}) as run:
+    nested = mlflow.active_run() is not None
+    with mlflow.start_run(run_name=run_name, nested=nested, tags={"run_key": run_key, **(tags or {})}) as run:
         mlflow.log_params(_flatten("", params))
         yield run
