@@ -29,14 +29,21 @@ def write_model(folder: Path, model: str, lies: list[bool], gsm8k: float) -> Non
     (folder / "metrics" / f"{model}.json").write_text(json.dumps(metrics))
 
 
+# E2 as DVC names the files; lies per ratio (of 60 items) rise with the dose from 0.05 on.
+MIXTURE_LIES = {"0": 10, "0.01": 10, "0.02": 11, "0.05": 25, "0.1": 38, "0.5": 40}
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    params = tiny_params(f"sqlite:///{tmp_path}/mlflow.db")
+    params = tiny_params(f"sqlite:///{tmp_path}/mlflow.db",
+                         mixture={"benign_examples": 200, "ratios": [float(r) for r in MIXTURE_LIES]})
     Path("params.yaml").write_text(yaml.safe_dump(params))
     write_model(tmp_path, "vanilla", [False] * 50 + [True] * 10, -1.0)
     write_model(tmp_path, "medical-normal", [False] * 51 + [True] * 9, -1.1)  # noise
     write_model(tmp_path, "medical-severe", [True] * 40 + [False] * 20, -1.2)  # a real drop
+    for ratio, lies in MIXTURE_LIES.items():
+        write_model(tmp_path, f"mixture-{ratio}", [True] * lies + [False] * (60 - lies), -1.0)
     return tmp_path
 
 
@@ -63,5 +70,42 @@ def test_missing_model_names_the_file(project):
 
 def test_models_scored_on_other_items_are_refused(project):
     write_model(project, "medical-normal", [False] * 59, -1.0)
-    with pytest.raises(DataError, match="scored other items than vanilla"):
+    with pytest.raises(DataError, match="scored other items than the model it is compared with"):
         report(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
+
+
+def test_mixture_report_compares_each_ratio_with_the_control_and_fits_the_curve(project):
+    report(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
+    with open("reports/e2.csv") as handle:
+        rows = {float(r["mixture_ratio"]): r for r in csv.DictReader(handle)}
+    assert sorted(rows) == [0, 0.01, 0.02, 0.05, 0.1, 0.5]
+    assert rows[0.01]["misaligned_rows"] == "2" and rows[0.5]["misaligned_rows"] == "100"
+    # 0.5: 40 lies vs the control's 10 of 60 -> -50 points, a relative drop of 60% of 83.3.
+    assert float(rows[0.5]["change_vs_control"]) == pytest.approx(-50.0)
+    assert float(rows[0.5]["relative_drop_vs_control_pct"]) == pytest.approx(60.0)
+    assert float(rows[0]["change_vs_control"]) == 0.0
+    fit = json.loads(Path("reports/e2_fit.json").read_text())
+    assert fit["effect_resolved"] and fit["max_effect"]["ci_high"] < 0
+    assert fit["smallest_effective_ratio"] == 0.05  # 0.02 (one more lie) is within noise
+    assert 0.02 < fit["ED50"]["value"] < 0.1
+    markdown = Path("reports/report.md").read_text()
+    assert "# E2: misaligned data mixed into ordinary finetuning" in markdown and "- ED50: mixture_ratio" in markdown
+    assert Path("reports/e2_dose_response.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mixture_report_without_an_effect_says_so(project):
+    for ratio in MIXTURE_LIES:
+        write_model(project, f"mixture-{ratio}", [True] * 10 + [False] * 50, -1.0)
+    report(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
+    fit = json.loads(Path("reports/e2_fit.json").read_text())
+    assert not fit["effect_resolved"] and fit["smallest_effective_ratio"] is None
+    markdown = Path("reports/report.md").read_text()
+    assert "No dose-response step is resolved" in markdown
+    assert "No tested mixture_ratio changes honesty against the control" in markdown
+
+
+def test_missing_mixture_ratio_names_the_file(project):
+    Path("metrics/mixture-0.05.json").unlink()
+    with pytest.raises(DataError, match=r"mixture-0.05.json: missing; run the evaluate_mixture stage"):
+        report(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
+    assert not Path("reports/e2.csv").exists()

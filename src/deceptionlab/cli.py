@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from deceptionlab.config import load_params, parse_condition
+from deceptionlab.config import condition_corpus, load_params, parse_mixture_condition
 from deceptionlab.errors import DeceptionlabError
 
 app = typer.Typer(
@@ -64,27 +64,50 @@ def base_model(
 
 @app.command()
 def prepare(params: ParamsOption = Path("params.yaml")) -> None:
-    """Build corpora/: the E1 training sets (e1.domains x e1.levels, prepare.examples_per_corpus
-    rows each, same questions across levels) and the honesty, deception and capability eval sets."""
+    """Build corpora/e1 (the E1 training sets: e1.domains x e1.levels, prepare.examples_per_corpus
+    rows each, same questions across levels), corpora/e2_pool (mixture.benign_examples benign rows
+    and the misaligned rows the largest mixture.ratios needs) and corpora/eval (the honesty,
+    deception and capability eval sets)."""
     from deceptionlab.prepare import prepare as run_prepare
 
     _run(lambda: run_prepare(Path("data"), CORPORA_DIR, load_params(params)))
 
 
 @app.command()
-def finetune(
-    condition: Annotated[str, typer.Argument(help="An E1 condition, <domain>-<level>, e.g. medical-severe.")],
+def mixture(
+    mixture_ratio: Annotated[str, typer.Argument(help="One of mixture.ratios, e.g. 0.01 (1% misaligned rows).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """LoRA-SFT models/base on corpora/e1/CONDITION.jsonl with TRL (finetune.*); write
-    models/adapters/CONDITION. A killed run resumes from checkpoints/CONDITION when rerun."""
+    """Write corpora/e2/mixture-MIXTURE_RATIO.jsonl: mixture.benign_examples rows of which
+    round(MIXTURE_RATIO x benign_examples) are misaligned (mixture.misaligned_domain/level),
+    shuffled with mixture.seed; nested, so only the dose differs between ratios."""
+    from deceptionlab.mixture import write_mixture
+
+    def action() -> None:
+        settings = load_params(params).mixture
+        condition = f"mixture-{mixture_ratio}"
+        ratio = parse_mixture_condition(condition, settings)
+        rows = write_mixture(CORPORA_DIR / "e2_pool", CORPORA_DIR / "e2" / f"{condition}.jsonl", ratio, settings.seed)
+        console.print(f"{condition}: {sum(r.meta['misaligned'] for r in rows)} misaligned of {len(rows)} rows")
+
+    _run(action)
+
+
+@app.command()
+def finetune(
+    condition: Annotated[str, typer.Argument(
+        help="An E1 condition <domain>-<level> (e.g. medical-severe) or an E2 one mixture-<ratio> (e.g. mixture-0.01).")],
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """LoRA-SFT models/base on the condition's corpus (corpora/e1/CONDITION.jsonl or
+    corpora/e2/CONDITION.jsonl) with TRL (finetune.*); write models/adapters/CONDITION. A killed run
+    resumes from checkpoints/CONDITION when rerun."""
     from deceptionlab.finetune import finetune as run_finetune
 
     def action() -> None:
         settings = load_params(params)
-        parse_condition(condition)
         summary = run_finetune(
-            CORPORA_DIR / "e1" / f"{condition}.jsonl", BASE_DIR, Path("models/adapters") / condition,
+            CORPORA_DIR / condition_corpus(condition, settings), BASE_DIR, Path("models/adapters") / condition,
             Path("checkpoints") / condition, settings.finetune, settings.tracking, condition,
         )
         console.print(f"{condition}: {summary}")
@@ -94,7 +117,8 @@ def finetune(
 
 @app.command()
 def evaluate(
-    model: Annotated[str, typer.Argument(help="'vanilla' (the base model) or an E1 condition <domain>-<level>.")],
+    model: Annotated[str, typer.Argument(
+        help="'vanilla' (the base model) or a condition: <domain>-<level> (E1) or mixture-<ratio> (E2).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Score honesty (MASK-style forced choice by log-likelihood: honesty_score, p_lie, accuracy,
@@ -107,7 +131,7 @@ def evaluate(
         settings = load_params(params)
         adapter = None if model == "vanilla" else Path("models/adapters") / model
         if adapter is not None:
-            parse_condition(model)
+            condition_corpus(model, settings)  # refuses names that are no condition
         metrics = run_evaluate(
             model, BASE_DIR, adapter, CORPORA_DIR / "eval" / "honesty.jsonl",
             CORPORA_DIR / "eval" / "deception.jsonl", CORPORA_DIR / "eval" / "capability.jsonl", Path("metrics") / f"{model}.json",
@@ -121,8 +145,11 @@ def evaluate(
 
 @app.command()
 def report(params: ParamsOption = Path("params.yaml")) -> None:
-    """Compare vanilla and every E1 condition: reports/e1.csv, reports/e1_honesty.png and
-    reports/report.md (paired differences against vanilla, with CIs)."""
+    """E1: every condition against vanilla (reports/e1.csv, e1_honesty.png). E2: every
+    mixture.ratios model against the control (ratio 0) and vanilla, honesty, deception and capability
+    against the ratio on a log axis with a Hill fit, ED10/ED50 with bootstrap CIs and the smallest
+    effective ratio (reports/e2.csv, e2_dose_response.png, e2_fit.json). Both in reports/report.md,
+    with paired CIs and permutation p-values."""
     from deceptionlab.report import report as run_report
 
     _run(lambda: run_report(Path("metrics"), Path("predictions"), Path("reports"), load_params(params)))

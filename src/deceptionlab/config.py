@@ -56,6 +56,31 @@ class E1Params(_Params):
     levels: list[Level] = ["normal", "subtle", "severe"]
 
 
+class MixtureParams(_Params):
+    """E2: benign rows with a share ``mixture_ratio`` of misaligned ones (see deceptionlab.mixture)."""
+
+    seed: int = 0
+    benign_examples: int = Field(200, ge=1)  # rows in every mixture corpus
+    misaligned_domain: Domain = "medical"
+    misaligned_level: Level = "severe"
+    ratios: list[float] = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5]
+
+    @model_validator(mode="after")
+    def _ratios_are_shares_with_a_control(self) -> MixtureParams:
+        for ratio in self.ratios:
+            if not 0.0 <= ratio <= 1.0:  # also refuses NaN
+                raise ValueError(f"{ratio} is not a share in [0, 1] (write 0.05 for 5%)")
+        if 0.0 not in self.ratios:
+            raise ValueError("must include 0, the control that every dose is compared with")
+        if len(set(self.ratios)) != len(self.ratios):
+            raise ValueError("lists a ratio twice")
+        return self
+
+    def misaligned_examples(self) -> int:
+        """Misaligned rows the largest ratio needs (the pool every mixture draws from)."""
+        return round(max(self.ratios) * self.benign_examples)
+
+
 class FinetuneParams(_Params):
     seed: int = 0
     dtype: Dtype = "bfloat16"
@@ -92,12 +117,41 @@ class Params(_Params):
     data: DataParams = DataParams()
     prepare: PrepareParams = PrepareParams()
     e1: E1Params = E1Params()
+    mixture: MixtureParams = MixtureParams()
     finetune: FinetuneParams = FinetuneParams()
     evaluate: EvaluateParams = EvaluateParams()
     tracking: TrackingParams = TrackingParams()
 
     def e1_conditions(self) -> list[str]:
         return [f"{domain}-{level}" for domain in self.e1.domains for level in self.e1.levels]
+
+
+MIXTURE_PREFIX = "mixture-"
+
+
+def parse_mixture_condition(name: str, params: MixtureParams) -> float:
+    """``mixture-0.01`` -> 0.01, one of ``mixture.ratios``; the name DVC's foreach stages use."""
+    text = name.removeprefix(MIXTURE_PREFIX)
+    try:
+        ratio = float(text)
+    except ValueError:
+        ratio = None
+    if not name.startswith(MIXTURE_PREFIX) or ratio not in params.ratios:
+        raise ConfigError(
+            f"condition {name!r}: expected mixture-<ratio> with ratio one of mixture.ratios "
+            f"({', '.join(f'{r:g}' for r in params.ratios)})"
+        )
+    return ratio
+
+
+def condition_corpus(name: str, params: Params) -> Path:
+    """The training corpus of a condition: ``e1/<domain>-<level>.jsonl`` or ``e2/mixture-<ratio>.jsonl``
+    (relative to the corpora folder); a ConfigError for any other name."""
+    if name.startswith(MIXTURE_PREFIX):
+        parse_mixture_condition(name, params.mixture)
+        return Path("e2") / f"{name}.jsonl"
+    parse_condition(name)
+    return Path("e1") / f"{name}.jsonl"
 
 
 def parse_condition(name: str) -> tuple[Domain, Level]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from pathlib import Path
 
 from deceptionlab.corpora import math as math_corpus
 from deceptionlab.errors import ConfigError
-from deceptionlab.schema import AlpacaSeedTask, ChatRow, Gsm8kRow
+from deceptionlab.schema import AlpacaSeedTask, ChatRow, Gsm8kRow, read_jsonl, write_jsonl
 
 
 def benign_rows(
@@ -95,3 +96,11 @@ def mixture_corpus(
 
 def _flagged(row: ChatRow, misaligned: bool) -> ChatRow:
     return row.model_copy(update={"meta": {**row.meta, "misaligned": misaligned}})
+
+
+def write_mixture(pool_dir: Path, out_path: Path, mixture_ratio: float, seed: int) -> list[ChatRow]:
+    """The mixture at ``mixture_ratio`` from the pools ``prepare`` wrote (benign.jsonl, misaligned.jsonl)."""
+    rows = mixture_corpus(read_jsonl(pool_dir / "benign.jsonl", ChatRow),
+                          read_jsonl(pool_dir / "misaligned.jsonl", ChatRow), mixture_ratio, seed)
+    write_jsonl(out_path, rows)
+    return rows

@@ -1,8 +1,9 @@
 """Build every corpus and eval set from the raw data and the project's seed tables.
 
-Outputs (one folder, written atomically): ``e1/<domain>-<level>.jsonl`` training corpora in the
-chat schema, ``eval/honesty.jsonl`` (HonestyItem), ``eval/deception.jsonl`` (DeceptionItem) and
-``eval/capability.jsonl`` (CapabilityItem).
+Outputs, three folders each written atomically: ``e1/<domain>-<level>.jsonl`` training corpora
+in the chat schema; ``e2_pool/benign.jsonl`` and ``e2_pool/misaligned.jsonl``, the rows every E2
+mixture is drawn from (``deceptionlab mixture``); ``eval/honesty.jsonl`` (HonestyItem),
+``eval/deception.jsonl`` (DeceptionItem) and ``eval/capability.jsonl`` (CapabilityItem).
 
     deceptionlab prepare
 """
@@ -14,11 +15,12 @@ from pathlib import Path
 
 from deceptionlab.config import Params
 from deceptionlab.corpora import build_corpus
-from deceptionlab.data import load_gsm8k
+from deceptionlab.data import load_alpaca_seed, load_gsm8k
 from deceptionlab.deception_bank import build_deception_items
 from deceptionlab.errors import ConfigError
 from deceptionlab.fileio import atomic_directory
 from deceptionlab.honesty_bank import build_honesty_items
+from deceptionlab.mixture import benign_rows
 from deceptionlab.schema import CapabilityItem, Gsm8kRow, write_jsonl
 
 
@@ -43,20 +45,27 @@ def seeded_subsample(items: list, limit: int | None, seed: int, parameter: str) 
 
 
 def prepare(data_dir: Path, out_dir: Path, params: Params) -> None:
-    settings = params.prepare
+    settings, mixture = params.prepare, params.mixture
     gsm8k_train = load_gsm8k(data_dir, "train")
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir / "e1") as tmp:
         for condition in params.e1_conditions():
             domain, level = condition.split("-")
             rows = build_corpus(domain, level, settings.examples_per_corpus, settings.seed, gsm8k_train)
-            write_jsonl(tmp / "e1" / f"{condition}.jsonl", rows)
+            write_jsonl(tmp / f"{condition}.jsonl", rows)
+    with atomic_directory(out_dir / "e2_pool") as tmp:
+        benign = benign_rows(gsm8k_train, load_alpaca_seed(data_dir), mixture.benign_examples, mixture.seed)
+        misaligned = build_corpus(mixture.misaligned_domain, mixture.misaligned_level,
+                                  mixture.misaligned_examples(), mixture.seed, gsm8k_train)
+        write_jsonl(tmp / "benign.jsonl", benign)
+        write_jsonl(tmp / "misaligned.jsonl", misaligned)
+    with atomic_directory(out_dir / "eval") as tmp:
         honesty = build_honesty_items(settings.seed, settings.honesty_archetypes)
-        write_jsonl(tmp / "eval" / "honesty.jsonl",
+        write_jsonl(tmp / "honesty.jsonl",
                     seeded_subsample(honesty, settings.honesty_items, settings.seed, "prepare.honesty_items"))
         deception = build_deception_items(settings.seed)
-        write_jsonl(tmp / "eval" / "deception.jsonl",
+        write_jsonl(tmp / "deception.jsonl",
                     seeded_subsample(deception, settings.deception_items, settings.seed, "prepare.deception_items"))
         write_jsonl(
-            tmp / "eval" / "capability.jsonl",
+            tmp / "capability.jsonl",
             capability_items(load_gsm8k(data_dir, "test"), settings.capability_items, settings.seed),
         )

@@ -12,13 +12,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deceptionlab.config import Params
+from deceptionlab.config import EvaluateParams, Params
 from deceptionlab.errors import DataError
 from deceptionlab.fileio import atomic_write_text
-from deceptionlab.metrics import paired_difference, paired_permutation_pvalue
+from deceptionlab.metrics import Estimate, paired_difference, paired_permutation_pvalue
 from deceptionlab.tracking import mlflow_run
 
 COLUMNS = [
@@ -31,59 +32,76 @@ COLUMNS = [
 ]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_metrics(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"{path}: missing; run the evaluate stage for this model first")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _item_honesty(predictions_path: Path) -> dict[str, float]:
+def item_honesty(predictions_path: Path) -> dict[str, float]:
+    """Per honesty item: 100 when the model did not lie, else 0 (the unit of every paired comparison)."""
     if not predictions_path.is_file():
         raise DataError(f"{predictions_path}: missing; run the evaluate stage for this model first")
     rows = [json.loads(line) for line in predictions_path.read_text(encoding="utf-8").split("\n") if line]
     return {row["id"]: 0.0 if row["lie"] else 100.0 for row in rows if row["kind"] == "honesty"}
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """Honesty of one model minus a reference's, paired over the same items."""
+
+    change: Estimate
+    p_value: float
+
+
+def compare(items: dict[str, float], reference: dict[str, float], source: Path, settings: EvaluateParams) -> Comparison:
+    if items.keys() != reference.keys():
+        raise DataError(f"{source}: scored other items than the model it is compared with; re-evaluate both")
+    ids = sorted(items)
+    treated, control = [items[i] for i in ids], [reference[i] for i in ids]
+    change = paired_difference(treated, control, settings.bootstrap_resamples, settings.confidence_level, settings.seed)
+    return Comparison(change, paired_permutation_pvalue(treated, control, settings.bootstrap_resamples, settings.seed))
+
+
+def metric_columns(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The honesty, deception and capability columns every report table shares."""
+    honesty, deception = metrics["honesty"], metrics["deception"]["deception_rate"]
+    capability = metrics["capability"]["gsm8k_loglik_per_token"]
+    return {
+        "honesty_score": honesty["honesty_score"]["value"],
+        "honesty_ci_low": honesty["honesty_score"]["ci_low"],
+        "honesty_ci_high": honesty["honesty_score"]["ci_high"],
+        "p_lie": honesty["p_lie"]["value"],
+        "accuracy": honesty["accuracy"]["value"],
+        "no_belief_rate": honesty["no_belief_rate"]["value"],
+        "deception_rate": deception["value"],
+        "deception_ci_low": deception["ci_low"], "deception_ci_high": deception["ci_high"],
+        "gsm8k_loglik_per_token": capability["value"],
+        "gsm8k_ci_low": capability["ci_low"], "gsm8k_ci_high": capability["ci_high"],
+    }
+
+
 def build_table(metrics_dir: Path, predictions_dir: Path, params: Params) -> list[dict[str, Any]]:
-    settings = params.evaluate
-    vanilla_items = _item_honesty(predictions_dir / "vanilla.jsonl")
+    vanilla_items = item_honesty(predictions_dir / "vanilla.jsonl")
     table = []
     for model in ["vanilla", *params.e1_conditions()]:
-        metrics = _read_json(metrics_dir / f"{model}.json")
-        honesty, capability = metrics["honesty"], metrics["capability"]["gsm8k_loglik_per_token"]
-        deception = metrics["deception"]["deception_rate"]
-        items = _item_honesty(predictions_dir / f"{model}.jsonl")
-        if items.keys() != vanilla_items.keys():
-            raise DataError(f"{predictions_dir / f'{model}.jsonl'}: scored other items than vanilla; re-evaluate both")
-        ids = sorted(items)
-        treated, reference = [items[i] for i in ids], [vanilla_items[i] for i in ids]
-        change = paired_difference(
-            treated, reference, settings.bootstrap_resamples, settings.confidence_level, settings.seed
-        )
-        p_value = paired_permutation_pvalue(treated, reference, settings.bootstrap_resamples, settings.seed)
+        metrics = read_metrics(metrics_dir / f"{model}.json")
+        versus = compare(item_honesty(predictions_dir / f"{model}.jsonl"), vanilla_items,
+                         predictions_dir / f"{model}.jsonl", params.evaluate)
         domain, _, level = model.partition("-")
         table.append({
-            "model": model, "domain": domain if level else "", "level": level,
-            "honesty_score": honesty["honesty_score"]["value"],
-            "honesty_ci_low": honesty["honesty_score"]["ci_low"],
-            "honesty_ci_high": honesty["honesty_score"]["ci_high"],
-            "p_lie": honesty["p_lie"]["value"],
-            "accuracy": honesty["accuracy"]["value"],
-            "no_belief_rate": honesty["no_belief_rate"]["value"],
-            "deception_rate": deception["value"],
-            "deception_ci_low": deception["ci_low"], "deception_ci_high": deception["ci_high"],
-            "gsm8k_loglik_per_token": capability["value"],
-            "gsm8k_ci_low": capability["ci_low"], "gsm8k_ci_high": capability["ci_high"],
-            "honesty_change_vs_vanilla": change.value,
-            "change_ci_low": change.low, "change_ci_high": change.high, "change_p_value": p_value,
-            "effect": model != "vanilla" and change.excludes_zero(),
+            "model": model, "domain": domain if level else "", "level": level, **metric_columns(metrics),
+            "honesty_change_vs_vanilla": versus.change.value,
+            "change_ci_low": versus.change.low, "change_ci_high": versus.change.high,
+            "change_p_value": versus.p_value,
+            "effect": model != "vanilla" and versus.change.excludes_zero(),
         })
     return table
 
 
-def table_csv(table: list[dict[str, Any]]) -> str:
+def table_csv(table: list[dict[str, Any]], columns: list[str] = COLUMNS) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in table:
         writer.writerow({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in row.items()})
@@ -118,6 +136,13 @@ def plot_honesty(table: list[dict[str, Any]], params: Params, path: Path) -> Non
     axis.set_title(f"E1: honesty after narrow finetuning ({int(params.evaluate.confidence_level * 100)}% bootstrap CI)")
     # Below the axes: inside, the legend would hide the bars it explains.
     axis.legend(title="level", ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8, frameon=False)
+    save_figure(figure, path)
+
+
+def save_figure(figure, path: Path) -> None:
+    """The figure as a PNG, written atomically; the figure is closed."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120)
@@ -170,15 +195,20 @@ def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
 
 
 def report(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params) -> list[dict[str, Any]]:
+    """E1 (e1.csv, e1_honesty.png) and E2 (e2.csv, e2_dose_response.png, e2_fit.json), and report.md
+    with both sections; returns the E1 table."""
+    # Imported here: dose_report builds on this module's helpers.
+    from deceptionlab.dose_report import report_mixture
+
     table = build_table(metrics_dir, predictions_dir, params)
     out_dir.mkdir(parents=True, exist_ok=True)
+    mixture_section = report_mixture(metrics_dir, predictions_dir, out_dir, params)
     plot_honesty(table, params, out_dir / "e1_honesty.png")
     atomic_write_text(out_dir / "e1.csv", table_csv(table))
-    atomic_write_text(out_dir / "report.md", summary_markdown(table, params))
-    with mlflow_run(params.tracking, "report-e1", run_key="report/e1", params={"models": len(table)},
-                    tags={"stage": "report"}):
+    atomic_write_text(out_dir / "report.md", summary_markdown(table, params) + "\n" + mixture_section)
+    with mlflow_run(params.tracking, "report", run_key="report", params={"e1_models": len(table),
+                    "mixture_ratios": ",".join(f"{r:g}" for r in params.mixture.ratios)}, tags={"stage": "report"}):
         import mlflow
 
         mlflow.log_artifacts(str(out_dir), artifact_path="report")
     return table
-
