@@ -17,7 +17,7 @@ runner = CliRunner()
 def test_help_lists_every_stage():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("data", "base-model", "prepare", "finetune", "evaluate", "report"):
+    for command in ("data", "base-model", "prepare", "mixture", "finetune", "evaluate", "report"):
         assert command in result.output
 
 
@@ -30,6 +30,9 @@ def test_help_lists_every_stage():
         ({"finetune": {"lora_rank": 8}}, "finetune.lora_rank: Extra inputs"),
         ({"base_model": {"source": "pretrained"}}, "name_or_path is required"),
         ({"evaluate": {"confidence_level": 1.5}}, "evaluate.confidence_level"),
+        ({"mixture": {"ratios": [0, 1.5]}}, r"mixture: Value error, 1.5 is not a share in \[0, 1\]"),
+        ({"mixture": {"ratios": [0.01, 0.1]}}, "mixture: Value error, must include 0, the control"),
+        ({"mixture": {"ratios": [0, 0.1, 0.1]}}, "mixture: Value error, lists a ratio twice"),
     ],
 )
 def test_bad_params_name_the_parameter(tmp_path, params, message):
@@ -61,3 +64,28 @@ def test_unknown_condition_and_missing_model_are_clear_errors(tiny_project):
     assert result.exit_code == 1 and "condition 'medical-extreme'" in result.output
     result = runner.invoke(app, ["evaluate", "math-severe"])
     assert result.exit_code == 1 and "no such file" in result.output  # no corpora built yet
+
+
+def test_mixture_cli_writes_nested_mixtures_from_the_prepared_pools(tiny_project):
+    from conftest import SHARED_DATA
+    from deceptionlab.schema import ChatRow, read_jsonl
+
+    (tiny_project / "data").symlink_to(SHARED_DATA)
+    params = yaml.safe_load((tiny_project / "params.yaml").read_text())
+    params["mixture"] = {"benign_examples": 20, "ratios": [0, 0.1, 0.5]}
+    (tiny_project / "params.yaml").write_text(yaml.safe_dump(params))
+    assert runner.invoke(app, ["prepare"]).exit_code == 0
+    assert len(read_jsonl(tiny_project / "corpora/e2_pool/misaligned.jsonl", ChatRow)) == 10  # 0.5 x 20
+    rows = {}
+    for ratio in ("0", "0.1", "0.5"):
+        result = runner.invoke(app, ["mixture", ratio])
+        assert result.exit_code == 0, result.output
+        rows[ratio] = read_jsonl(tiny_project / f"corpora/e2/mixture-{ratio}.jsonl", ChatRow)
+    misaligned = {ratio: sum(r.meta["misaligned"] for r in chosen) for ratio, chosen in rows.items()}
+    assert misaligned == {"0": 0, "0.1": 2, "0.5": 10} and all(len(r) == 20 for r in rows.values())
+    benign = {ratio: {r.meta["source_id"] for r in chosen if not r.meta["misaligned"]} for ratio, chosen in rows.items()}
+    assert benign["0.5"] < benign["0.1"] < benign["0"]  # nested: only the dose changes
+    result = runner.invoke(app, ["mixture", "0.2"])
+    assert result.exit_code == 1 and "ratio one of mixture.ratios (0, 0.1, 0.5)" in result.output
+    result = runner.invoke(app, ["finetune", "mixture-0.3"])
+    assert result.exit_code == 1 and "condition 'mixture-0.3'" in result.output

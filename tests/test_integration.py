@@ -1,5 +1,6 @@
 """The real default model (SmolLM2-135M-Instruct from its PyPI wheel) through a short pipeline:
-base-model -> data -> prepare -> finetune (2 steps) -> evaluate (12 items) -> report, via the CLI."""
+base-model -> data -> prepare -> (mixture) -> finetune (2 steps) -> evaluate (12 items) -> report, via the CLI,
+for one E1 condition and two E2 mixture ratios."""
 
 import json
 import os
@@ -32,6 +33,7 @@ def test_default_model_through_a_short_pipeline(tmp_path):
     params["data"]["offline_source"] = str(SHARED_DATA)
     params["prepare"] |= {"examples_per_corpus": 8, "honesty_items": 12, "deception_items": 10, "capability_items": 3}
     params["e1"] = {"domains": ["medical"], "levels": ["severe"]}
+    params["mixture"] |= {"benign_examples": 8, "ratios": [0, 0.5]}
     params["finetune"] |= {"batch_size": 4, "save_steps": 1}
     params["tracking"]["mlflow_tracking_uri"] = f"sqlite:///{tmp_path}/mlflow.db"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -44,9 +46,12 @@ def test_default_model_through_a_short_pipeline(tmp_path):
     run("data", cwd=tmp_path)
     run("prepare", cwd=tmp_path)
     assert len((tmp_path / "corpora" / "e1" / "medical-severe.jsonl").read_text().splitlines()) == 8
-    run("finetune", "medical-severe", cwd=tmp_path)
-    assert (tmp_path / "models" / "adapters" / "medical-severe" / "adapter_model.safetensors").is_file()
-    for model in ("vanilla", "medical-severe"):
+    for ratio in ("0", "0.5"):
+        run("mixture", ratio, cwd=tmp_path)
+    for condition in ("medical-severe", "mixture-0", "mixture-0.5"):
+        run("finetune", condition, cwd=tmp_path)
+        assert (tmp_path / "models" / "adapters" / condition / "adapter_model.safetensors").is_file()
+    for model in ("vanilla", "medical-severe", "mixture-0", "mixture-0.5"):
         run("evaluate", model, cwd=tmp_path)
     vanilla = json.loads((tmp_path / "metrics" / "vanilla.json").read_text())
     assert vanilla["honesty"]["items"] == 12 and vanilla["deception"]["items"] == 10
@@ -57,4 +62,6 @@ def test_default_model_through_a_short_pipeline(tmp_path):
     assert finetuned != (tmp_path / "predictions" / "vanilla.jsonl").read_text()
 
     run("report", cwd=tmp_path)
-    assert "medical-severe" in (tmp_path / "reports" / "report.md").read_text()
+    report = (tmp_path / "reports" / "report.md").read_text()
+    assert "medical-severe" in report and "| 0.5 | 4 |" in report  # 4 of 8 rows misaligned
+    assert "No fit: a 4-parameter fit needs at least 3 mixture.ratios above 0" in report
