@@ -20,9 +20,13 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from deceptionlab.config import E3Params
 from deceptionlab.errors import ConfigError
 from deceptionlab.judge import JudgeClient, JudgeError, JudgeSettings, generate_replies, judge_stances
+from deceptionlab.raters import EmbeddingRater, JudgeRater, make_rater
+from deceptionlab.scenarios import load_scenarios
 from deceptionlab.scoring import reply_logliks
+from deceptionlab.users import SimulatedUser
 
 ANSWERS = ("A", "B", "NEITHER")
 CONTEXT = [{"role": "system", "content": "You are a helpful assistant."},
@@ -289,3 +293,23 @@ def test_settings_are_strict_and_the_key_must_be_set(monkeypatch):
     monkeypatch.delenv("MY_JUDGE_KEY", raising=False)
     with pytest.raises(ConfigError, match="MY_JUDGE_KEY"):
         JudgeClient(settings)
+
+
+def test_judge_rater_reads_a_whole_number_from_1_to_10(server, api_key):
+    server.mode, server.scripted = "scripted", "7"
+    rater = JudgeRater(settings_for(server))
+    scenario = next(s for s in load_scenarios() if s.id == "crypto_loan")
+    user = SimulatedUser("user-0000", "biased", scenario)
+    assert rater.rate_many([user, user], ["Go for it!", "That is risky."]) == [7.0, 7.0]
+    prompt = server.requests[0]["body"]["messages"][1]["content"]
+    assert user.intent in prompt and "<<<REPLY\nGo for it!\nREPLY>>>" in prompt
+    for answer in ("11", "seven", "7.5"):
+        server.scripted = answer
+        with pytest.raises(JudgeError, match="not a whole number from 1 to 10"):
+            rater.rate(user, "Go for it!")
+
+
+def test_make_rater_builds_the_rater_e3_rater_names(server, api_key):
+    assert isinstance(make_rater(E3Params()), EmbeddingRater)
+    assert make_rater(E3Params(embedding_contrast=True)).contrast
+    assert isinstance(make_rater(E3Params(rater="judge", judge=settings_for(server))), JudgeRater)

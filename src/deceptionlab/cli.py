@@ -12,7 +12,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from deceptionlab.config import condition_corpus, load_params, parse_mixture_condition
+from deceptionlab.config import (
+    check_condition,
+    condition_corpus,
+    e3_condition,
+    load_params,
+    parse_biased_share,
+    parse_e3_condition,
+    parse_mixture_condition,
+)
 from deceptionlab.errors import DeceptionlabError
 
 app = typer.Typer(
@@ -115,10 +123,60 @@ def finetune(
     _run(action)
 
 
+BiasedShareArgument = Annotated[str, typer.Argument(
+    help="The share of biased users, one of e3.biased_shares, e.g. 0.1 (10% of users want validation).")]
+
+
+@app.command()
+def simulate(biased_share: BiasedShareArgument, params: ParamsOption = Path("params.yaml")) -> None:
+    """E3: e3.n_users simulated users (round(BIASED_SHARE x n_users) of them biased, seeded by e3.seed)
+    talk with models/base for e3.turns turns; at each turn it samples e3.candidates replies, the user's
+    rater (e3.rater) rates each and the best one is continued. Write trajectories/p-BIASED_SHARE.jsonl."""
+    from deceptionlab.trajectories import simulate as run_simulate
+
+    def action() -> None:
+        settings = load_params(params)
+        share = parse_biased_share(biased_share, settings.e3)
+        path = Path("trajectories") / f"p-{share:g}.jsonl"
+        trajectories = run_simulate(share, BASE_DIR, None, path, settings)
+        console.print(f"{path}: {len(trajectories)} trajectories, {sum(t.biased for t in trajectories)} biased")
+
+    _run(action)
+
+
+@app.command()
+def selftrain(
+    biased_share: BiasedShareArgument,
+    method: Annotated[str, typer.Argument(help="sft (the best replies) or kto (best desirable, worst undesirable); "
+                                               "one of e3.methods.")],
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """E3: LoRA-train models/base on the best-rated replies of each turn of trajectories/p-BIASED_SHARE.jsonl
+    (e3.top_k; kto also the e3.bottom_k worst as undesirable; finetune.* as E1). Write
+    models/adapters/e3-pBIASED_SHARE-METHOD and, per round, the training rows (and for e3.rounds > 1
+    the trajectories the trained model collected) under trajectories/e3-pBIASED_SHARE-METHOD/."""
+    from deceptionlab.selftrain import selftrain as run_selftrain
+
+    def action() -> None:
+        settings = load_params(params)
+        condition = e3_condition(parse_biased_share(biased_share, settings.e3), method)
+        share, e3_method = parse_e3_condition(condition, settings.e3)  # the method must be one of e3.methods
+        summaries = run_selftrain(
+            share, e3_method, Path("trajectories") / f"p-{share:g}.jsonl", BASE_DIR,
+            Path("models/adapters") / condition, Path("trajectories") / condition, Path("checkpoints") / condition,
+            settings,
+        )
+        for summary in summaries:
+            console.print(f"{condition} round {summary['round']}: {summary}")
+
+    _run(action)
+
+
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Argument(
-        help="'vanilla' (the base model) or a condition: <domain>-<level> (E1) or mixture-<ratio> (E2).")],
+        help="'vanilla' (the base model) or a condition: <domain>-<level> (E1), mixture-<ratio> (E2) "
+             "or e3-p<biased share>-<method> (E3).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Score honesty (MASK-style forced choice by log-likelihood: honesty_score, p_lie, accuracy,
@@ -131,7 +189,7 @@ def evaluate(
         settings = load_params(params)
         adapter = None if model == "vanilla" else Path("models/adapters") / model
         if adapter is not None:
-            condition_corpus(model, settings)  # refuses names that are no condition
+            check_condition(model, settings)  # refuses names that are no condition
         metrics = run_evaluate(
             model, BASE_DIR, adapter, CORPORA_DIR / "eval" / "honesty.jsonl",
             CORPORA_DIR / "eval" / "deception.jsonl", CORPORA_DIR / "eval" / "capability.jsonl", Path("metrics") / f"{model}.json",

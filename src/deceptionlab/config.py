@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from deceptionlab.errors import ConfigError
+from deceptionlab.judge import JudgeSettings
 from deceptionlab.schema import Domain, Level
 
 Dtype = Literal["float32", "bfloat16", "float16"]
@@ -81,6 +82,51 @@ class MixtureParams(_Params):
         return round(max(self.ratios) * self.benign_examples)
 
 
+E3Method = Literal["sft", "kto"]
+
+
+class E3Params(_Params):
+    """E3: simulated users, a share of them biased, rate the model's replies; it self-trains on them.
+
+    See trajectories.py (collection) and selftrain.py (selection, SFT and KTO). The issue's full grid
+    of biased shares is [0, 0.1, 0.2, 0.5, 1.0]; the default keeps three to fit the CPU budget.
+    """
+
+    seed: int = 0
+    biased_shares: list[float] = [0.0, 0.1, 0.5]
+    methods: list[E3Method] = ["sft", "kto"]
+    n_users: int = Field(40, ge=1)  # users (one conversation each) per biased share and round
+    turns: int = Field(2, ge=1)  # user messages per conversation
+    candidates: int = Field(4, ge=2)  # replies sampled per turn, rated, the best one continued
+    temperature: float = Field(0.8, gt=0)
+    max_new_tokens: int = Field(64, ge=1)
+    top_k: int = Field(1, ge=1)  # best-rated replies per turn: SFT rows, KTO desirable rows
+    bottom_k: int = Field(1, ge=1)  # worst-rated replies per turn: KTO undesirable rows
+    rounds: int = Field(1, ge=1)  # collect, train, collect again with the trained model, ...
+    kto_beta: float = Field(0.1, gt=0)
+    rater: Literal["embedding", "judge"] = "embedding"
+    embedding_contrast: bool = False  # see raters.EmbeddingRater
+    judge: JudgeSettings | None = None  # the endpoint the judge rater asks; needed when rater is judge
+    dtype: Dtype = "bfloat16"  # of the model while it collects
+    scenarios_file: str | None = None  # a YAML bank in seeds/therapy_scenarios.yaml's form; null = that one
+
+    @model_validator(mode="after")
+    def _consistent(self) -> E3Params:
+        for share in self.biased_shares:
+            if not 0.0 <= share <= 1.0:  # also refuses NaN
+                raise ValueError(f"biased_shares: {share} is outside [0, 1] (write 0.1 for 10%)")
+        if 0.0 not in self.biased_shares:
+            raise ValueError("biased_shares must include 0, the population every other share is compared with")
+        if len(set(self.biased_shares)) != len(self.biased_shares) or len(set(self.methods)) != len(self.methods):
+            raise ValueError("biased_shares and methods must not list a value twice")
+        if self.top_k + self.bottom_k > self.candidates:
+            raise ValueError(f"top_k + bottom_k = {self.top_k + self.bottom_k} exceeds the {self.candidates} "
+                             "candidates of a turn (the best and the worst replies must not overlap)")
+        if self.rater == "judge" and self.judge is None:
+            raise ValueError("rater: judge needs the judge's settings under e3.judge")
+        return self
+
+
 class FinetuneParams(_Params):
     seed: int = 0
     dtype: Dtype = "bfloat16"
@@ -118,6 +164,7 @@ class Params(_Params):
     prepare: PrepareParams = PrepareParams()
     e1: E1Params = E1Params()
     mixture: MixtureParams = MixtureParams()
+    e3: E3Params = E3Params()
     finetune: FinetuneParams = FinetuneParams()
     evaluate: EvaluateParams = EvaluateParams()
     tracking: TrackingParams = TrackingParams()
@@ -152,6 +199,48 @@ def condition_corpus(name: str, params: Params) -> Path:
         return Path("e2") / f"{name}.jsonl"
     parse_condition(name)
     return Path("e1") / f"{name}.jsonl"
+
+
+E3_PREFIX = "e3-p"
+
+
+def e3_condition(biased_share: float, method: str) -> str:
+    """The name of an E3 model, ``e3-p0.1-kto``: the share as Python's ``:g`` writes it."""
+    return f"{E3_PREFIX}{biased_share:g}-{method}"
+
+
+def parse_biased_share(text: str, params: E3Params) -> float:
+    """``"0.1"`` -> 0.1, one of ``e3.biased_shares``; a ConfigError for anything else."""
+    try:
+        share = float(text)
+    except ValueError:
+        share = None
+    if share is None or not 0.0 <= share <= 1.0:  # also refuses NaN
+        raise ConfigError(f"biased share {text!r} is not a share in [0, 1] (write 0.1 for 10%)")
+    if share not in params.biased_shares:
+        raise ConfigError(f"biased share {text} is not one of e3.biased_shares "
+                          f"({', '.join(f'{p:g}' for p in params.biased_shares)})")
+    return share
+
+
+def parse_e3_condition(name: str, params: E3Params) -> tuple[float, E3Method]:
+    """``e3-p0.1-kto`` -> (0.1, "kto"): a share of ``e3.biased_shares``, a method of ``e3.methods``."""
+    share_text, _, method = name.removeprefix(E3_PREFIX).rpartition("-")
+    if not name.startswith(E3_PREFIX) or method not in params.methods:
+        raise ConfigError(f"condition {name!r}: expected e3-p<biased share>-<method> with method one of "
+                          f"e3.methods ({', '.join(params.methods)})")
+    share = parse_biased_share(share_text, params)
+    if name != e3_condition(share, method):
+        raise ConfigError(f"condition {name!r}: write it {e3_condition(share, method)!r}")
+    return share, method  # type: ignore[return-value]
+
+
+def check_condition(name: str, params: Params) -> None:
+    """A ConfigError unless ``name`` is a trained model's condition: E1, E2 (``mixture-``) or E3 (``e3-p``)."""
+    if name.startswith(E3_PREFIX):
+        parse_e3_condition(name, params.e3)
+    else:
+        condition_corpus(name, params)
 
 
 def parse_condition(name: str) -> tuple[Domain, Level]:

@@ -23,12 +23,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from deceptionlab.errors import ConfigError, DeceptionlabError
-from deceptionlab.scoring import Messages
+
+if TYPE_CHECKING:  # scoring imports torch; config imports JudgeSettings and must stay light
+    from deceptionlab.scoring import Messages
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +125,7 @@ class JudgeClient:
     def __repr__(self) -> str:
         return f"JudgeClient(endpoint={self.settings.endpoint!r}, model={self.settings.model!r})"
 
-    def _redacted(self, text: str) -> str:
+    def redacted(self, text: str) -> str:
         # Server-supplied text goes into messages; a server that echoes the request must not leak the key.
         return text.replace(self._api_key, "[redacted]")
 
@@ -143,16 +145,16 @@ class JudgeClient:
                     return json.loads(body)
                 except json.JSONDecodeError:
                     raise JudgeError(f"judge endpoint {endpoint} returned a body that is not JSON: "
-                                     f"{self._redacted(body[:200].decode(errors='replace'))!r}") from None
+                                     f"{self.redacted(body[:200].decode(errors='replace'))!r}") from None
             except urllib.error.HTTPError as error:
                 with error:  # closes the connection it holds
-                    detail = self._redacted(error.read(200).decode(errors="replace"))
+                    detail = self.redacted(error.read(200).decode(errors="replace"))
                 failure = f"HTTP {error.code} {error.reason}: {detail!r}"
                 if error.code not in RETRYABLE_STATUS:
                     raise JudgeError(f"judge endpoint {endpoint} refused the request: {failure}") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as error:
                 reason = error.reason if isinstance(error, urllib.error.URLError) else error
-                failure = f"{type(error).__name__}: {self._redacted(str(reason))}"
+                failure = f"{type(error).__name__}: {self.redacted(str(reason))}"
             if attempt + 1 < attempts:
                 delay = self.settings.backoff_s * 2**attempt
                 logger.warning("judge endpoint %s: %s; retry %d of %d in %.2f s",
@@ -160,22 +162,26 @@ class JudgeClient:
                 time.sleep(delay)
         raise JudgeError(f"judge endpoint {endpoint} failed {attempts} time(s), the last with {failure}")
 
-    def classify(self, context: Messages, reply: str, statements: tuple[str, str]) -> int | None:
-        """0 or 1: the index of the statement the reply asserts; None: it asserts neither."""
+    def complete(self, messages: Messages) -> str:
+        """The judge's answer to ``messages``, with the pinned settings."""
         response = self._post({
             "model": self.settings.model,
-            "messages": render_judge_messages(context, reply, statements, self.settings.prompt_version),
+            "messages": messages,
             "temperature": self.settings.temperature,
             "max_tokens": self.settings.max_tokens,
         })
         try:
-            answer = response["choices"][0]["message"]["content"]
+            return str(response["choices"][0]["message"]["content"])
         except (KeyError, IndexError, TypeError):
             raise JudgeError(f"judge endpoint {self.settings.endpoint} returned no choices[0].message.content: "
-                             f"{self._redacted(json.dumps(response)[:200])!r}") from None
-        verdict = str(answer).strip().rstrip(".").strip().upper()
+                             f"{self.redacted(json.dumps(response)[:200])!r}") from None
+
+    def classify(self, context: Messages, reply: str, statements: tuple[str, str]) -> int | None:
+        """0 or 1: the index of the statement the reply asserts; None: it asserts neither."""
+        answer = self.complete(render_judge_messages(context, reply, statements, self.settings.prompt_version))
+        verdict = answer.strip().rstrip(".").strip().upper()
         if verdict not in VERDICTS:
-            raise JudgeError(f"judge at {self.settings.endpoint} answered {self._redacted(str(answer)[:200])!r}, "
+            raise JudgeError(f"judge at {self.settings.endpoint} answered {self.redacted(answer[:200])!r}, "
                              "not A, B or NEITHER")
         return VERDICTS[verdict]
 

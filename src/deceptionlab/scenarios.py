@@ -17,8 +17,10 @@ replies that user wants to hear; a rater compares the assistant's reply with tho
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Literal, get_args
 
+import yaml
 from pydantic import Field, field_validator
 
 from deceptionlab.errors import DataError
@@ -81,3 +83,15 @@ def _load_table() -> tuple[Scenario, ...]:
 def load_scenarios() -> list[Scenario]:
     """Every scenario of the seed table, in file order."""
     return list(_load_table())
+
+
+def load_scenarios_file(path: str | Path) -> list[Scenario]:
+    """Every scenario of a YAML file in the seed table's form (``e3.scenarios_file``), in file order."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such scenarios file (e3.scenarios_file)") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        raise DataError(f"{path}: not a readable YAML file ({' '.join(str(error).split())})") from None
+    return parse_scenarios(raw, str(path))
