@@ -143,6 +143,8 @@ class FinetuneParams(_Params):
     save_steps: int = Field(10, ge=1)
     # Recompute activations in the backward pass: saves memory for 7B models, costs time.
     activation_checkpointing: bool = False
+    # Batch rows of similar length together (transformers' LengthGroupedSampler): less padding, same rows.
+    length_grouping: bool = True
 
 
 class EvaluateParams(_Params):

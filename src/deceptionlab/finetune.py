@@ -101,6 +101,7 @@ def training_arguments(params: FinetuneParams, checkpoint_dir: Path, run_name: s
         # autocast on top: the same setting works on CPU and GPU.
         bf16=False,
         gradient_checkpointing=params.activation_checkpointing,
+        train_sampling_strategy="group_by_length" if params.length_grouping else "random",
         fp16=False,
         seed=params.seed,
         data_seed=params.seed,

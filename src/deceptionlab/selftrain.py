@@ -135,7 +135,9 @@ def selftrain_kto(rows: Sequence[KTORow], base_dir: Path, adapter_dir: Path, che
     # users, turns and labels.
     dataset = Dataset.from_list([row.model_dump(include={"prompt", "completion", "label"}) for row in rows])
     dataset = dataset.shuffle(seed=params.e3.seed)
-    config = KTOConfig(**training_arguments(params.finetune, checkpoint_dir, run_name), beta=params.e3.kto_beta)
+    # Sequential, whatever finetune.length_grouping says: KTO's KL pairing needs the rows in this order.
+    arguments = training_arguments(params.finetune, checkpoint_dir, run_name) | {"train_sampling_strategy": "sequential"}
+    config = KTOConfig(**arguments, beta=params.e3.kto_beta)
 
     def make_trainer(model, tokenizer):
         model, peft_config = _trainable(model, previous_adapter, params.finetune)
