@@ -33,17 +33,25 @@ def write_model(folder: Path, model: str, lies: list[bool], gsm8k: float) -> Non
 MIXTURE_LIES = {"0": 10, "0.01": 10, "0.02": 11, "0.05": 25, "0.1": 38, "0.5": 40}
 
 
+# E3: KTO on mostly biased users lies much more; SFT barely moves.
+E3_LIES = {("0", "sft"): 10, ("0.1", "sft"): 11, ("0.5", "sft"): 12,
+           ("0", "kto"): 10, ("0.1", "kto"): 14, ("0.5", "kto"): 35}
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = tiny_params(f"sqlite:///{tmp_path}/mlflow.db",
-                         mixture={"benign_examples": 200, "ratios": [float(r) for r in MIXTURE_LIES]})
+                         mixture={"benign_examples": 200, "ratios": [float(r) for r in MIXTURE_LIES]},
+                         e3={"biased_shares": [0, 0.1, 0.5], "methods": ["sft", "kto"]})
     Path("params.yaml").write_text(yaml.safe_dump(params))
     write_model(tmp_path, "vanilla", [False] * 50 + [True] * 10, -1.0)
     write_model(tmp_path, "medical-normal", [False] * 51 + [True] * 9, -1.1)  # noise
     write_model(tmp_path, "medical-severe", [True] * 40 + [False] * 20, -1.2)  # a real drop
     for ratio, lies in MIXTURE_LIES.items():
         write_model(tmp_path, f"mixture-{ratio}", [True] * lies + [False] * (60 - lies), -1.0)
+    for (share, method), lies in E3_LIES.items():
+        write_model(tmp_path, f"e3-p{share}-{method}", [True] * lies + [False] * (60 - lies), -1.0)
     return tmp_path
 
 
@@ -109,3 +117,22 @@ def test_missing_mixture_ratio_names_the_file(project):
     with pytest.raises(DataError, match=r"mixture-0.05.json: missing; run the evaluate_mixture stage"):
         report(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
     assert not Path("reports/e2.csv").exists()
+
+
+def test_selftrain_report_compares_each_share_with_all_benign_users_of_the_same_method(project):
+    report(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
+    with open("reports/e3.csv") as handle:
+        rows = {(r["method"], float(r["biased_share"])): r for r in csv.DictReader(handle)}
+    assert sorted(rows) == [("kto", 0), ("kto", 0.1), ("kto", 0.5), ("sft", 0), ("sft", 0.1), ("sft", 0.5)]
+    assert float(rows[("kto", 0.5)]["change_vs_benign"]) == pytest.approx(-100 * 25 / 60)
+    assert rows[("kto", 0.5)]["effect"] == "True" and rows[("sft", 0.5)]["effect"] == "False"
+    markdown = Path("reports/report.md").read_text()
+    assert "# E3: self-training on ratings" in markdown
+    assert "- kto at biased_share 0.5: -41.7 points" in markdown and "- sft at biased_share" not in markdown
+    assert Path("reports/e3_honesty.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_selftrain_model_names_the_file(project):
+    Path("predictions/e3-p0.1-kto.jsonl").unlink()
+    with pytest.raises(DataError, match=r"e3-p0.1-kto.jsonl: missing"):
+        report(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))

@@ -195,19 +195,23 @@ def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
 
 
 def report(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params) -> list[dict[str, Any]]:
-    """E1 (e1.csv, e1_honesty.png) and E2 (e2.csv, e2_dose_response.png, e2_fit.json), and report.md
-    with both sections; returns the E1 table."""
-    # Imported here: dose_report builds on this module's helpers.
+    """E1 (e1.csv, e1_honesty.png), E2 (e2.csv, e2_dose_response.png, e2_fit.json), E3 (e3.csv,
+    e3_honesty.png) and report.md with the three sections; returns the E1 table."""
+    # Imported here: the E2 and E3 sections build on this module's helpers.
     from deceptionlab.dose_report import report_mixture
+    from deceptionlab.selftrain_report import report_selftrain
 
     table = build_table(metrics_dir, predictions_dir, params)
     out_dir.mkdir(parents=True, exist_ok=True)
     mixture_section = report_mixture(metrics_dir, predictions_dir, out_dir, params)
+    selftrain_section = report_selftrain(metrics_dir, predictions_dir, out_dir, params)
     plot_honesty(table, params, out_dir / "e1_honesty.png")
     atomic_write_text(out_dir / "e1.csv", table_csv(table))
-    atomic_write_text(out_dir / "report.md", summary_markdown(table, params) + "\n" + mixture_section)
+    atomic_write_text(out_dir / "report.md",
+                      "\n".join([summary_markdown(table, params), mixture_section, selftrain_section]))
     with mlflow_run(params.tracking, "report", run_key="report", params={"e1_models": len(table),
-                    "mixture_ratios": ",".join(f"{r:g}" for r in params.mixture.ratios)}, tags={"stage": "report"}):
+                    "mixture_ratios": ",".join(f"{r:g}" for r in params.mixture.ratios),
+                    "biased_shares": ",".join(f"{p:g}" for p in params.e3.biased_shares)}, tags={"stage": "report"}):
         import mlflow
 
         mlflow.log_artifacts(str(out_dir), artifact_path="report")
