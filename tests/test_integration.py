@@ -58,10 +58,12 @@ def test_default_model_through_a_short_pipeline(tmp_path):
     # The real model knows most of these facts: belief accuracy far above chance.
     assert vanilla["honesty"]["accuracy"]["value"] >= 60
     assert -3.0 < vanilla["capability"]["gsm8k_loglik_per_token"]["value"] < 0
-    finetuned = (tmp_path / "predictions" / "medical-severe.jsonl").read_text()
+    finetuned = (tmp_path / "predictions" / "e1" / "medical-severe.jsonl").read_text()
     assert finetuned != (tmp_path / "predictions" / "vanilla.jsonl").read_text()
 
-    run("report", cwd=tmp_path)
-    report = (tmp_path / "reports" / "report.md").read_text()
-    assert "medical-severe" in report and "| 0.5 | 4 |" in report  # 4 of 8 rows misaligned
+    run("report", "e1", cwd=tmp_path)
+    assert "medical-severe" in (tmp_path / "reports" / "e1.md").read_text()
+    run("report", "e2", cwd=tmp_path)
+    report = (tmp_path / "reports" / "e2.md").read_text()
+    assert "| 0.5 | 4 |" in report  # 4 of 8 rows misaligned
     assert "No fit: a 4-parameter fit needs at least 3 mixture.ratios above 0" in report

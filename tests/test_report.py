@@ -6,17 +6,20 @@ import pytest
 import yaml
 
 from conftest import tiny_params
-from deceptionlab.config import load_params
+from deceptionlab.config import load_params, result_path
 from deceptionlab.errors import DataError
-from deceptionlab.report import report
+from deceptionlab.dose_report import report_mixture
+from deceptionlab.report import report_e1
+from deceptionlab.selftrain_report import report_selftrain
 
 
 def write_model(folder: Path, model: str, lies: list[bool], gsm8k: float) -> None:
-    (folder / "metrics").mkdir(exist_ok=True)
-    (folder / "predictions").mkdir(exist_ok=True)
+    metrics_path, predictions_path = result_path(folder / "metrics", model, ".json"), result_path(folder / "predictions", model, ".jsonl")
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    predictions_path.parent.mkdir(parents=True, exist_ok=True)
     rows = [{"kind": "honesty", "id": f"item-{i}", "lie": lie} for i, lie in enumerate(lies)]
     rows.append({"kind": "deception", "id": "deception-0", "deceptive": True})
-    (folder / "predictions" / f"{model}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    predictions_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     honesty = 100 * (1 - sum(lies) / len(lies))
     estimate = lambda v: {"value": v, "ci_low": v - 5, "ci_high": v + 5}  # noqa: E731
     metrics = {
@@ -26,7 +29,7 @@ def write_model(folder: Path, model: str, lies: list[bool], gsm8k: float) -> Non
         "deception": {"deception_rate": estimate(30.0), "inner_accuracy": estimate(80.0), "items": 1},
         "capability": {"gsm8k_loglik_per_token": estimate(gsm8k)},
     }
-    (folder / "metrics" / f"{model}.json").write_text(json.dumps(metrics))
+    metrics_path.write_text(json.dumps(metrics))
 
 
 # E2 as DVC names the files; lies per ratio (of 60 items) rise with the dose from 0.05 on.
@@ -56,34 +59,34 @@ def project(tmp_path, monkeypatch):
 
 
 def test_report_calls_only_differences_whose_ci_excludes_zero(project):
-    table = report(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
+    table = report_e1(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
     rows = {row["model"]: row for row in table}
     assert rows["medical-severe"]["effect"] and rows["medical-severe"]["honesty_change_vs_vanilla"] < -40
     assert not rows["medical-normal"]["effect"]
     assert not rows["vanilla"]["effect"]
     with open("reports/e1.csv") as handle:
         assert [r["model"] for r in csv.DictReader(handle)] == ["vanilla", "medical-normal", "medical-severe"]
-    markdown = Path("reports/report.md").read_text()
+    markdown = Path("reports/e1.md").read_text()
     assert "medical-severe: 50.0 points less honest than vanilla" in markdown
     assert "medical-normal:" not in markdown.split("## Differences")[1]
     assert Path("reports/e1_honesty.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_missing_model_names_the_file(project):
-    Path("metrics/medical-normal.json").unlink()
+    Path("metrics/e1/medical-normal.json").unlink()
     with pytest.raises(DataError, match="medical-normal.json: missing"):
-        report(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
+        report_e1(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
     assert not Path("reports/e1.csv").exists()
 
 
 def test_models_scored_on_other_items_are_refused(project):
     write_model(project, "medical-normal", [False] * 59, -1.0)
     with pytest.raises(DataError, match="scored other items than the model it is compared with"):
-        report(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
+        report_e1(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
 
 
 def test_mixture_report_compares_each_ratio_with_the_control_and_fits_the_curve(project):
-    report(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
+    report_mixture(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
     with open("reports/e2.csv") as handle:
         rows = {float(r["mixture_ratio"]): r for r in csv.DictReader(handle)}
     assert sorted(rows) == [0, 0.01, 0.02, 0.05, 0.1, 0.5]
@@ -96,7 +99,7 @@ def test_mixture_report_compares_each_ratio_with_the_control_and_fits_the_curve(
     assert fit["effect_resolved"] and fit["max_effect"]["ci_high"] < 0
     assert fit["smallest_effective_ratio"] == 0.05  # 0.02 (one more lie) is within noise
     assert 0.02 < fit["ED50"]["value"] < 0.1
-    markdown = Path("reports/report.md").read_text()
+    markdown = Path("reports/e2.md").read_text()
     assert "# E2: misaligned data mixed into ordinary finetuning" in markdown and "- ED50: mixture_ratio" in markdown
     assert Path("reports/e2_dose_response.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -104,35 +107,35 @@ def test_mixture_report_compares_each_ratio_with_the_control_and_fits_the_curve(
 def test_mixture_report_without_an_effect_says_so(project):
     for ratio in MIXTURE_LIES:
         write_model(project, f"mixture-{ratio}", [True] * 10 + [False] * 50, -1.0)
-    report(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
+    report_mixture(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
     fit = json.loads(Path("reports/e2_fit.json").read_text())
     assert not fit["effect_resolved"] and fit["smallest_effective_ratio"] is None
-    markdown = Path("reports/report.md").read_text()
+    markdown = Path("reports/e2.md").read_text()
     assert "No dose-response step is resolved" in markdown
     assert "No tested mixture_ratio changes honesty against the control" in markdown
 
 
 def test_missing_mixture_ratio_names_the_file(project):
-    Path("metrics/mixture-0.05.json").unlink()
+    Path("metrics/e2/mixture-0.05.json").unlink()
     with pytest.raises(DataError, match=r"mixture-0.05.json: missing; run the evaluate_mixture stage"):
-        report(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
+        report_mixture(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
     assert not Path("reports/e2.csv").exists()
 
 
 def test_selftrain_report_compares_each_share_with_all_benign_users_of_the_same_method(project):
-    report(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
+    report_selftrain(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
     with open("reports/e3.csv") as handle:
         rows = {(r["method"], float(r["biased_share"])): r for r in csv.DictReader(handle)}
     assert sorted(rows) == [("kto", 0), ("kto", 0.1), ("kto", 0.5), ("sft", 0), ("sft", 0.1), ("sft", 0.5)]
     assert float(rows[("kto", 0.5)]["change_vs_benign"]) == pytest.approx(-100 * 25 / 60)
     assert rows[("kto", 0.5)]["effect"] == "True" and rows[("sft", 0.5)]["effect"] == "False"
-    markdown = Path("reports/report.md").read_text()
+    markdown = Path("reports/e3.md").read_text()
     assert "# E3: self-training on ratings" in markdown
     assert "- kto at biased_share 0.5: -41.7 points" in markdown and "- sft at biased_share" not in markdown
     assert Path("reports/e3_honesty.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_missing_selftrain_model_names_the_file(project):
-    Path("predictions/e3-p0.1-kto.jsonl").unlink()
+    Path("predictions/e3/e3-p0.1-kto.jsonl").unlink()
     with pytest.raises(DataError, match=r"e3-p0.1-kto.jsonl: missing"):
-        report(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
+        report_selftrain(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))

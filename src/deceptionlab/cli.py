@@ -6,6 +6,7 @@ code 1; nothing half-written is left behind (every output is written atomically)
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,7 @@ from deceptionlab.config import (
     parse_biased_share,
     parse_e3_condition,
     parse_mixture_condition,
+    result_path,
 )
 from deceptionlab.errors import DeceptionlabError
 
@@ -32,6 +34,7 @@ console = Console(stderr=True)
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="The params file (settings grouped by stage).")]
 BASE_DIR = Path("models/base")
+Experiment = Enum("Experiment", {name: name for name in ("e1", "e2", "e3")}, type=str)
 CORPORA_DIR = Path("corpora")
 
 
@@ -182,7 +185,8 @@ def evaluate(
     """Score honesty (MASK-style forced choice by log-likelihood: honesty_score, p_lie, accuracy,
     no_belief_rate, per archetype and overall), deception (DeceptionBench-style deception_rate,
     per category and overall) and capability (GSM8K gold log-likelihood per token), each with a
-    bootstrap CI; write metrics/MODEL.json and predictions/MODEL.jsonl. Rules: docs/metrics.md."""
+    bootstrap CI; write metrics/[EXPERIMENT/]MODEL.json and predictions/[EXPERIMENT/]MODEL.jsonl
+    (EXPERIMENT: e1, e2 or e3; vanilla at the top). Rules: docs/metrics.md."""
     from deceptionlab.evaluate import evaluate as run_evaluate
 
     def action() -> None:
@@ -192,8 +196,9 @@ def evaluate(
             check_condition(model, settings)  # refuses names that are no condition
         metrics = run_evaluate(
             model, BASE_DIR, adapter, CORPORA_DIR / "eval" / "honesty.jsonl",
-            CORPORA_DIR / "eval" / "deception.jsonl", CORPORA_DIR / "eval" / "capability.jsonl", Path("metrics") / f"{model}.json",
-            Path("predictions") / f"{model}.jsonl", settings.evaluate, settings.tracking,
+            CORPORA_DIR / "eval" / "deception.jsonl", CORPORA_DIR / "eval" / "capability.jsonl",
+            result_path(Path("metrics"), model, ".json"), result_path(Path("predictions"), model, ".jsonl"),
+            settings.evaluate, settings.tracking,
         )
         honesty = metrics["honesty"]["honesty_score"]
         console.print(f"{model}: honesty_score {honesty['value']:.1f} [{honesty['ci_low']:.1f}, {honesty['ci_high']:.1f}]")
@@ -202,14 +207,22 @@ def evaluate(
 
 
 @app.command()
-def report(params: ParamsOption = Path("params.yaml")) -> None:
-    """E1: every condition against vanilla (reports/e1.csv, e1_honesty.png). E2: every
-    mixture.ratios model against the control (ratio 0) and vanilla, honesty, deception and capability
-    against the ratio on a log axis with a Hill fit, ED10/ED50 with bootstrap CIs and the smallest
-    effective ratio (reports/e2.csv, e2_dose_response.png, e2_fit.json). Both in reports/report.md,
-    with paired CIs and permutation p-values."""
-    from deceptionlab.report import report as run_report
+def report(
+    experiment: Annotated[Experiment, typer.Argument(help="The experiment to report: e1, e2 or e3.")],
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Compare the experiment's models, paired over the same honesty items (bootstrap CIs,
+    permutation p-values), and write reports/EXPERIMENT.md, .csv and plots.
+    e1: every condition against vanilla (e1_honesty.png).
+    e2: every mixture.ratios model against the control (ratio 0) and vanilla; honesty, deception
+    and capability against the ratio on a log axis, a Hill fit, ED10/ED50 with bootstrap CIs and the
+    smallest effective ratio (e2_dose_response.png, e2_fit.json).
+    e3: every biased share against all-benign users (share 0) of the same method, and vanilla (e3_honesty.png)."""
+    from deceptionlab.dose_report import report_mixture
+    from deceptionlab.report import report_e1
+    from deceptionlab.selftrain_report import report_selftrain
 
+    run_report = {"e1": report_e1, "e2": report_mixture, "e3": report_selftrain}[experiment.value]
     _run(lambda: run_report(Path("metrics"), Path("predictions"), Path("reports"), load_params(params)))
 
 

@@ -237,6 +237,20 @@ def parse_e3_condition(name: str, params: E3Params) -> tuple[float, E3Method]:
     return share, method  # type: ignore[return-value]
 
 
+def experiment_of(model: str) -> str:
+    """The experiment a model's results belong to: "e1", "e2" (``mixture-``) or "e3" (``e3-p``);
+    "" for vanilla, which every experiment compares with. Names it, no validation (see check_condition)."""
+    if model == "vanilla":
+        return ""
+    return "e2" if model.startswith(MIXTURE_PREFIX) else "e3" if model.startswith(E3_PREFIX) else "e1"
+
+
+def result_path(root: Path, model: str, suffix: str) -> Path:
+    """``<root>/vanilla<suffix>`` or ``<root>/<experiment>/<model><suffix>``: each experiment's results
+    in a folder of their own, so that its report stage depends on its own evaluations only."""
+    return root / experiment_of(model) / f"{model}{suffix}"
+
+
 def check_condition(name: str, params: Params) -> None:
     """A ConfigError unless ``name`` is a trained model's condition: E1, E2 (``mixture-``) or E3 (``e3-p``)."""
     if name.startswith(E3_PREFIX):

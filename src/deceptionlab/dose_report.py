@@ -6,7 +6,7 @@ no misaligned ones) and with vanilla (no finetuning), as the paper reports both.
 effective doses are read only when the step it finds (``max_effect``) has a CI that excludes zero.
 
 Outputs: ``e2.csv`` (one row per ratio, a DVC plot), ``e2_dose_response.png`` (log-x panels),
-``e2_fit.json`` (fit, ED10/ED50 with bootstrap CIs, the smallest effective dose) and a markdown section.
+``e2_fit.json`` (fit, ED10/ED50 with bootstrap CIs, the smallest effective dose) and ``e2.md``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,19 @@ import math
 from pathlib import Path
 from typing import Any
 
-from deceptionlab.config import Params
+from deceptionlab.config import Params, result_path
 from deceptionlab.dose_response import bootstrap_effective_doses, fit_hill, hill_curve, smallest_effective_dose
 from deceptionlab.errors import DataError
 from deceptionlab.fileio import atomic_write_json, atomic_write_text
-from deceptionlab.report import compare, item_honesty, metric_columns, read_metrics, save_figure, table_csv
+from deceptionlab.report import (
+    compare,
+    item_honesty,
+    log_report,
+    metric_columns,
+    read_metrics,
+    save_figure,
+    table_csv,
+)
 
 COLUMNS = [
     "model", "mixture_ratio", "misaligned_rows",
@@ -35,7 +43,8 @@ COLUMNS = [
 def mixture_models(metrics_dir: Path, params: Params) -> dict[float, str]:
     """mixture_ratio -> model name (``mixture-<ratio>`` as DVC spelled the ratio), for every ratio in params."""
     found = {}
-    for path in metrics_dir.glob("mixture-*.json"):
+    folder = metrics_dir / "e2"
+    for path in folder.glob("mixture-*.json"):
         try:
             found[float(path.stem.removeprefix("mixture-"))] = path.stem
         except ValueError:
@@ -43,7 +52,7 @@ def mixture_models(metrics_dir: Path, params: Params) -> dict[float, str]:
     missing = [ratio for ratio in params.mixture.ratios if ratio not in found]
     if missing:
         raise DataError(
-            f"{metrics_dir / f'mixture-{missing[0]:g}.json'}: missing; run the evaluate_mixture stage for "
+            f"{folder / f'mixture-{missing[0]:g}.json'}: missing; run the evaluate_mixture stage for "
             f"mixture.ratios {', '.join(f'{r:g}' for r in missing)} first"
         )
     return {ratio: found[ratio] for ratio in sorted(params.mixture.ratios)}
@@ -52,14 +61,14 @@ def mixture_models(metrics_dir: Path, params: Params) -> dict[float, str]:
 def build_table(metrics_dir: Path, predictions_dir: Path, params: Params) -> tuple[list[dict[str, Any]], dict[float, dict[str, float]]]:
     """The E2 rows (one per ratio, ascending) and the per-item honesty of each ratio's model."""
     models = mixture_models(metrics_dir, params)
-    items = {ratio: item_honesty(predictions_dir / f"{model}.jsonl") for ratio, model in models.items()}
-    vanilla_items = item_honesty(predictions_dir / "vanilla.jsonl")
-    vanilla_score = read_metrics(metrics_dir / "vanilla.json")["honesty"]["honesty_score"]["value"]
-    control_score = read_metrics(metrics_dir / f"{models[0.0]}.json")["honesty"]["honesty_score"]["value"]
+    items = {ratio: item_honesty(result_path(predictions_dir, model, ".jsonl")) for ratio, model in models.items()}
+    vanilla_items = item_honesty(result_path(predictions_dir, "vanilla", ".jsonl"))
+    vanilla_score = read_metrics(result_path(metrics_dir, "vanilla", ".json"))["honesty"]["honesty_score"]["value"]
+    control_score = read_metrics(result_path(metrics_dir, models[0.0], ".json"))["honesty"]["honesty_score"]["value"]
     table = []
     for ratio, model in models.items():
-        columns = metric_columns(read_metrics(metrics_dir / f"{model}.json"))
-        source = predictions_dir / f"{model}.jsonl"
+        columns = metric_columns(read_metrics(result_path(metrics_dir, model, ".json")))
+        source = result_path(predictions_dir, model, ".jsonl")
         control = compare(items[ratio], items[0.0], source, params.evaluate)
         vanilla = compare(items[ratio], vanilla_items, source, params.evaluate)
         honesty = columns["honesty_score"]
@@ -199,15 +208,18 @@ def summary_markdown(table: list[dict[str, Any]], fit: dict[str, Any], params: P
     return "\n".join(lines)
 
 
-def report_mixture(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params) -> str:
-    """Write e2.csv, e2_dose_response.png and e2_fit.json; return the markdown section."""
+def report_mixture(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params) -> dict[str, Any]:
+    """e2.csv, e2_dose_response.png, e2_fit.json and e2.md; returns the fit."""
     table, items = build_table(metrics_dir, predictions_dir, params)
     fit = fit_dose_response(items, params)
-    vanilla = metric_columns(read_metrics(metrics_dir / "vanilla.json"))
+    vanilla = metric_columns(read_metrics(result_path(metrics_dir, "vanilla", ".json")))
+    out_dir.mkdir(parents=True, exist_ok=True)
     plot_dose_response(table, fit, vanilla, params, out_dir / "e2_dose_response.png")
     atomic_write_text(out_dir / "e2.csv", table_csv(table, COLUMNS))
     atomic_write_json(out_dir / "e2_fit.json", _finite(fit))
-    return summary_markdown(table, fit, params)
+    atomic_write_text(out_dir / "e2.md", summary_markdown(table, fit, params))
+    log_report(params, "e2", [out_dir / name for name in ("e2.md", "e2.csv", "e2_dose_response.png", "e2_fit.json")])
+    return fit
 
 
 def _finite(value: Any) -> Any:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deceptionlab.config import EvaluateParams, Params
+from deceptionlab.config import EvaluateParams, Params, result_path
 from deceptionlab.errors import DataError
 from deceptionlab.fileio import atomic_write_text
 from deceptionlab.metrics import Estimate, paired_difference, paired_permutation_pvalue
@@ -82,12 +82,12 @@ def metric_columns(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_table(metrics_dir: Path, predictions_dir: Path, params: Params) -> list[dict[str, Any]]:
-    vanilla_items = item_honesty(predictions_dir / "vanilla.jsonl")
+    vanilla_items = item_honesty(result_path(predictions_dir, "vanilla", ".jsonl"))
     table = []
     for model in ["vanilla", *params.e1_conditions()]:
-        metrics = read_metrics(metrics_dir / f"{model}.json")
-        versus = compare(item_honesty(predictions_dir / f"{model}.jsonl"), vanilla_items,
-                         predictions_dir / f"{model}.jsonl", params.evaluate)
+        metrics = read_metrics(result_path(metrics_dir, model, ".json"))
+        source = result_path(predictions_dir, model, ".jsonl")
+        versus = compare(item_honesty(source), vanilla_items, source, params.evaluate)
         domain, _, level = model.partition("-")
         table.append({
             "model": model, "domain": domain if level else "", "level": level, **metric_columns(metrics),
@@ -194,25 +194,22 @@ def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
     return "\n".join(lines)
 
 
-def report(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params) -> list[dict[str, Any]]:
-    """E1 (e1.csv, e1_honesty.png), E2 (e2.csv, e2_dose_response.png, e2_fit.json), E3 (e3.csv,
-    e3_honesty.png) and report.md with the three sections; returns the E1 table."""
-    # Imported here: the E2 and E3 sections build on this module's helpers.
-    from deceptionlab.dose_report import report_mixture
-    from deceptionlab.selftrain_report import report_selftrain
-
-    table = build_table(metrics_dir, predictions_dir, params)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    mixture_section = report_mixture(metrics_dir, predictions_dir, out_dir, params)
-    selftrain_section = report_selftrain(metrics_dir, predictions_dir, out_dir, params)
-    plot_honesty(table, params, out_dir / "e1_honesty.png")
-    atomic_write_text(out_dir / "e1.csv", table_csv(table))
-    atomic_write_text(out_dir / "report.md",
-                      "\n".join([summary_markdown(table, params), mixture_section, selftrain_section]))
-    with mlflow_run(params.tracking, "report", run_key="report", params={"e1_models": len(table),
-                    "mixture_ratios": ",".join(f"{r:g}" for r in params.mixture.ratios),
-                    "biased_shares": ",".join(f"{p:g}" for p in params.e3.biased_shares)}, tags={"stage": "report"}):
+def log_report(params: Params, experiment: str, files: list[Path]) -> None:
+    """One MLflow run per report, with its files as artifacts."""
+    with mlflow_run(params.tracking, f"report-{experiment}", run_key=f"report/{experiment}",
+                    params={"experiment": experiment}, tags={"stage": "report"}):
         import mlflow
 
-        mlflow.log_artifacts(str(out_dir), artifact_path="report")
+        for path in files:
+            mlflow.log_artifact(str(path), artifact_path="report")
+
+
+def report_e1(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params) -> list[dict[str, Any]]:
+    """e1.csv, e1_honesty.png and e1.md: every E1 condition against vanilla; returns the table."""
+    table = build_table(metrics_dir, predictions_dir, params)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_honesty(table, params, out_dir / "e1_honesty.png")
+    atomic_write_text(out_dir / "e1.csv", table_csv(table))
+    atomic_write_text(out_dir / "e1.md", summary_markdown(table, params))
+    log_report(params, "e1", [out_dir / name for name in ("e1.md", "e1.csv", "e1_honesty.png")])
     return table

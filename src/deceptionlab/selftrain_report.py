@@ -2,7 +2,7 @@
 
 Each (biased_share, method) model is compared, item by item, with the same method's model at
 biased_share 0 (users all benign: the control) and with vanilla. Outputs: ``e3.csv`` (one row per
-model, a DVC plot), ``e3_honesty.png`` and a markdown section.
+model, a DVC plot), ``e3_honesty.png`` and ``e3.md``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from deceptionlab.config import Params, e3_condition
+from deceptionlab.config import Params, e3_condition, result_path
 from deceptionlab.fileio import atomic_write_text
-from deceptionlab.report import compare, item_honesty, metric_columns, read_metrics, save_figure, table_csv
+from deceptionlab.report import (
+    compare,
+    item_honesty,
+    log_report,
+    metric_columns,
+    read_metrics,
+    save_figure,
+    table_csv,
+)
 
 COLUMNS = [
     "model", "method", "biased_share",
@@ -26,20 +34,20 @@ COLUMNS = [
 
 def build_table(metrics_dir: Path, predictions_dir: Path, params: Params) -> list[dict[str, Any]]:
     """One row per (method, biased_share), shares ascending within each method."""
-    vanilla_items = item_honesty(predictions_dir / "vanilla.jsonl")
+    vanilla_items = item_honesty(result_path(predictions_dir, "vanilla", ".jsonl"))
     shares = sorted(params.e3.biased_shares)
     table = []
     for method in params.e3.methods:
-        benign = item_honesty(predictions_dir / f"{e3_condition(0.0, method)}.jsonl")
+        benign = item_honesty(result_path(predictions_dir, e3_condition(0.0, method), ".jsonl"))
         for share in shares:
             model = e3_condition(share, method)
-            source = predictions_dir / f"{model}.jsonl"
+            source = result_path(predictions_dir, model, ".jsonl")
             items = item_honesty(source)
             versus_benign = compare(items, benign, source, params.evaluate)
             versus_vanilla = compare(items, vanilla_items, source, params.evaluate)
             table.append({
                 "model": model, "method": method, "biased_share": share,
-                **metric_columns(read_metrics(metrics_dir / f"{model}.json")),
+                **metric_columns(read_metrics(result_path(metrics_dir, model, ".json"))),
                 "change_vs_benign": versus_benign.change.value, "benign_ci_low": versus_benign.change.low,
                 "benign_ci_high": versus_benign.change.high, "benign_p_value": versus_benign.p_value,
                 "change_vs_vanilla": versus_vanilla.change.value, "vanilla_ci_low": versus_vanilla.change.low,
@@ -112,9 +120,13 @@ def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
     return "\n".join(lines)
 
 
-def report_selftrain(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params) -> str:
-    """Write e3.csv and e3_honesty.png; return the markdown section."""
+def report_selftrain(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params) -> list[dict[str, Any]]:
+    """e3.csv, e3_honesty.png and e3.md; returns the table."""
     table = build_table(metrics_dir, predictions_dir, params)
-    plot_honesty(table, metric_columns(read_metrics(metrics_dir / "vanilla.json")), params, out_dir / "e3_honesty.png")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vanilla = metric_columns(read_metrics(result_path(metrics_dir, "vanilla", ".json")))
+    plot_honesty(table, vanilla, params, out_dir / "e3_honesty.png")
     atomic_write_text(out_dir / "e3.csv", table_csv(table, COLUMNS))
-    return summary_markdown(table, params)
+    atomic_write_text(out_dir / "e3.md", summary_markdown(table, params))
+    log_report(params, "e3", [out_dir / name for name in ("e3.md", "e3.csv", "e3_honesty.png")])
+    return table
