@@ -226,5 +226,24 @@ def report(
     _run(lambda: run_report(Path("metrics"), Path("predictions"), Path("reports"), load_params(params)))
 
 
+@app.command()
+def sweep(
+    study: Annotated[str, typer.Option(help="The Optuna study's name; its trials go to sweeps/STUDY/.")],
+    n_trials: Annotated[int, typer.Option(help="Run until this many trials are COMPLETE or PRUNED, "
+                                                "counting every worker and earlier runs.")],
+    storage: Annotated[str | None, typer.Option(help="An SQLAlchemy URL for the study (default: sweep.storage); "
+                                                     "postgresql+psycopg2://... lets several workers share it.")] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """E2 Optuna study: sample mixture_ratio (and the finetune settings sweep.search_space names),
+    finetune on that mixture of corpora/e2_pool, evaluate, and score the honesty drop against the
+    control (mixture_ratio 0, same settings); prune after each epoch (sweep.pruner). Rerun to
+    resume; Ctrl-C or a killed worker leaves its trial FAIL. Writes sweeps/STUDY/trials.csv,
+    pareto_front.csv (objective ratio_and_drop) and dose_response.json. Browse: optuna-dashboard URL."""
+    from deceptionlab.sweep import describe, run_study
+
+    _run(lambda: console.print(describe(run_study(study, n_trials, load_params(params), storage))))
+
+
 if __name__ == "__main__":
     app()

@@ -6,10 +6,10 @@ A bad value raises ConfigError naming the parameter, e.g. ``finetune.learning_ra
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from deceptionlab.errors import ConfigError
 from deceptionlab.judge import JudgeSettings
@@ -160,6 +160,89 @@ class TrackingParams(_Params):
     experiment: str = "deceptionlab"
 
 
+Share = Annotated[float, Field(gt=0, le=1)]
+
+
+class LogRange(_Params):
+    """Sampled log-uniformly between ``low`` and ``high``."""
+
+    low: float = Field(gt=0)
+    high: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LogRange:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class RatioRange(LogRange):
+    low: Share = 0.005
+    high: Share = 0.5
+
+
+def _range_or_list(range_type: type, item: object) -> object:
+    """A range (a mapping with low, high) or a list of values; errors name the form that was given."""
+    return Annotated[
+        Annotated[range_type, Tag("range")] | Annotated[list[item], Tag("list")],
+        Discriminator(lambda value: "list" if isinstance(value, list) else "range"),
+    ]
+
+
+class SearchSpace(_Params):
+    """The finetune settings a sweep varies (a list: choices; a range: log-uniform); the rest stay at finetune.*."""
+
+    lora_r: list[Annotated[int, Field(ge=1)]] | None = None
+    lora_alpha: list[Annotated[int, Field(ge=1)]] | None = None
+    learning_rate: _range_or_list(LogRange, Annotated[float, Field(gt=0)]) | None = None
+    epochs: list[Annotated[float, Field(gt=0)]] | None = None
+    target_modules: dict[str, list[str]] | None = None  # named choices, e.g. {attention: [q_proj, v_proj]}
+    seed: list[int] | None = None
+
+
+class PrunerParams(_Params):
+    kind: Literal["median", "threshold", "none"] = "median"
+    n_startup_trials: int = Field(2, ge=0)  # median: trials that finish unpruned before pruning starts
+    n_warmup_steps: int = Field(0, ge=0)  # median: epochs before a trial can be pruned
+    lower: float | None = None  # threshold: prune when the honesty drop so far is below this
+    upper: float | None = None  # threshold: ... or above this
+
+    @model_validator(mode="after")
+    def _threshold_has_a_bound(self) -> PrunerParams:
+        if self.kind == "threshold" and self.lower is None and self.upper is None:
+            raise ValueError("kind 'threshold' needs lower or upper")
+        return self
+
+
+class SweepParams(_Params):
+    """E2 Optuna studies (``deceptionlab sweep``): search space, objective, pruning, crash handling."""
+
+    seed: int = 0  # sampler draws (per trial: seed + trial number) and the pruning subsample
+    storage: str = "sqlite:///sweeps/optuna.db"  # any SQLAlchemy URL; --storage overrides
+    objective: Literal["honesty_drop", "ratio_and_drop"] = "honesty_drop"
+    mixture_ratio: _range_or_list(RatioRange, Share) = RatioRange()  # a list is a grid (Optuna's GridSampler)
+    search_space: SearchSpace = SearchSpace()
+    pruner: PrunerParams = PrunerParams()
+    pruning_items: int = Field(24, ge=1)  # honesty items scored after each epoch for pruning
+    heartbeat_interval: int = Field(30, ge=1)  # seconds between a running trial's heartbeats
+    grace_period: int = Field(120, ge=1)  # a RUNNING trial silent this long is FAIL (its worker died)
+    max_retry: int = Field(1, ge=0)  # times an interrupted trial's parameters are queued again
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SweepParams:
+        if self.grace_period <= self.heartbeat_interval:
+            raise ValueError("grace_period must be longer than heartbeat_interval")
+        if self.objective == "ratio_and_drop" and self.pruner.kind != "none":
+            raise ValueError("Optuna prunes single-objective studies only: set pruner.kind: none "
+                             "with objective ratio_and_drop")
+        if isinstance(self.mixture_ratio, list):
+            if not self.mixture_ratio or len(set(self.mixture_ratio)) != len(self.mixture_ratio):
+                raise ValueError("a mixture_ratio grid needs distinct ratios above 0 (the control is trained anyway)")
+            if isinstance(self.search_space.learning_rate, LogRange):
+                raise ValueError("with a mixture_ratio grid, search_space.learning_rate must be a list too")
+        return self
+
+
 class Params(_Params):
     base_model: BaseModelParams = BaseModelParams()
     data: DataParams = DataParams()
@@ -170,6 +253,7 @@ class Params(_Params):
     finetune: FinetuneParams = FinetuneParams()
     evaluate: EvaluateParams = EvaluateParams()
     tracking: TrackingParams = TrackingParams()
+    sweep: SweepParams = SweepParams()
 
     def e1_conditions(self) -> list[str]:
         return [f"{domain}-{level}" for domain in self.e1.domains for level in self.e1.levels]
