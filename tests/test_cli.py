@@ -89,3 +89,13 @@ def test_mixture_cli_writes_nested_mixtures_from_the_prepared_pools(tiny_project
     assert result.exit_code == 1 and "ratio one of mixture.ratios (0, 0.1, 0.5)" in result.output
     result = runner.invoke(app, ["finetune", "mixture-0.3"])
     assert result.exit_code == 1 and "condition 'mixture-0.3'" in result.output
+
+
+@pytest.mark.parametrize("profile", ["params.yaml", "params/paper.yaml"])
+def test_shipped_params_profiles_are_valid(profile):
+    from pathlib import Path
+
+    params = load_params(Path(__file__).resolve().parents[1] / profile)
+    # The largest mixture must fit in the misaligned corpus (the medical bank has 249 questions).
+    assert params.mixture.misaligned_examples() <= 249
+    assert 0.0 in params.mixture.ratios and 0.0 in params.e3.biased_shares
