@@ -12,8 +12,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import mlflow
@@ -24,8 +24,9 @@ import yaml
 from optuna.trial import TrialState
 
 from conftest import chat_rows, tiny_params
-from deceptionlab.config import ConfigError, SweepParams, load_params
+from deceptionlab.config import load_params
 from deceptionlab.deception_bank import build_deception_items
+from deceptionlab.errors import ConfigError
 from deceptionlab.honesty_bank import build_honesty_items
 from deceptionlab.schema import CapabilityItem, write_jsonl
 from deceptionlab.sweep import run_study
@@ -35,9 +36,18 @@ from deceptionlab.sweep import run_study
 SWEEP = {"pruning_items": 3, "pruner": {"kind": "none"}, "heartbeat_interval": 1, "grace_period": 2}
 
 
+@pytest.fixture(scope="module")
+def mlflow_db(tmp_path_factory) -> Path:
+    """An MLflow sqlite database with its tables made: making them takes seconds, copying the file none."""
+    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def sweep_project(tiny_project):
-    """tiny_project plus the E2 pools (12 benign rows, 6 misaligned) and small eval sets."""
+def sweep_project(tiny_project, mlflow_db):
+    """tiny_project plus the E2 pools (12 benign rows, 6 misaligned), small eval sets and an MLflow database."""
+    shutil.copy(mlflow_db, tiny_project / "mlflow.db")
     write_jsonl(tiny_project / "corpora" / "e2_pool" / "benign.jsonl", chat_rows(12))
     write_jsonl(tiny_project / "corpora" / "e2_pool" / "misaligned.jsonl",
                 chat_rows(6, reply="Skip the doctor and double the dose."))
@@ -50,7 +60,7 @@ def sweep_project(tiny_project):
 
 def write_params(project: Path, tracking_uri: str | None = None, finetune: dict | None = None, **sweep):
     params = tiny_params(tracking_uri or f"sqlite:///{project}/mlflow.db", sweep=SWEEP | sweep)
-    params["finetune"] |= finetune or {}
+    params["finetune"] |= {"save_steps": 1000} | (finetune or {})  # no checkpoints: the trials are seconds long
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     return load_params(project / "params.yaml")
 
@@ -85,7 +95,9 @@ def test_a_study_nests_its_mlflow_runs_and_resumes_to_exactly_n_trials(sweep_pro
     study = study_of("ratio")
     assert [(t.number, t.state) for t in study.trials] == [(n, TrialState.COMPLETE) for n in range(3)]
     for trial in study.trials:
-        assert trial.value == pytest.approx(trial.user_attrs["control_honesty_score"] - trial.user_attrs["honesty_score"])
+        attrs = trial.user_attrs
+        assert trial.value == pytest.approx(attrs["control_honesty_score"] - attrs["honesty_score"])
+        assert attrs["misaligned_rows"] == round(trial.params["mixture_ratio"] * 12)
     assert len({t.params["mixture_ratio"] for t in study.trials}) == 3
 
     all_runs = runs(params.tracking.mlflow_tracking_uri)
@@ -186,43 +198,52 @@ def test_bad_study_names_storage_and_pools_are_clear_errors(sweep_project):
         run_study("../escape", 1, params)
     with pytest.raises(ConfigError, match="not an SQLAlchemy URL"):
         run_study("ok", 1, params, storage="optuna.db")
-    assert SweepParams().mixture_ratio.high == 0.5
 
 
 def sweep_command(study: str, n_trials: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "deceptionlab.cli", "sweep", "--study", study, "--n-trials", str(n_trials), *extra]
 
 
-def trial_under_way(study: str, storage: str, alive=lambda: True) -> optuna.trial.FrozenTrial | None:
-    """Poll until a trial is RUNNING with its MLflow run started; None if ``alive()`` turns false first."""
+def trial_under_way(study: str, storage: str, tracking_uri: str, alive=lambda: True) -> optuna.trial.FrozenTrial | None:
+    """Poll until a trial is RUNNING and its MLflow run has started; None if ``alive()`` turns false first."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and alive():
         try:
             running = study_of(study, storage).get_trials(states=(TrialState.RUNNING,))
         except (KeyError, sqlalchemy.exc.OperationalError):  # the storage or the study is not there yet
             running = []
-        if running and "mlflow_run_id" in running[0].user_attrs:
+        # The worker creates the MLflow database before the study: reading it now races with no one.
+        if running and [r for r in runs(tracking_uri) if r.info.status == "RUNNING"
+                        and r.data.tags.get("optuna_trial_number") == str(running[0].number)]:
             return running[0]
         time.sleep(0.2)
     return None
 
 
 def test_an_interrupted_and_a_killed_worker_leave_no_running_trial_and_the_study_completes(sweep_project):
-    params = write_params(sweep_project, max_retry=2)
+    params = write_params(sweep_project, finetune={"epochs": 2}, max_retry=2)  # trials long enough to interrupt
     uri, storage = params.tracking.mlflow_tracking_uri, f"sqlite:///{sweep_project}/sweeps/optuna.db"
+    command, env, log = sweep_command("crash", 2), os.environ | {"PYTHONUNBUFFERED": "1"}, sweep_project / "worker.log"
 
-    # Ctrl-C mid-trial (a real SIGINT to this process): the trial is FAIL, its MLflow runs KILLED,
-    # its parameters queued again.
-    seen = []
+    def start_worker() -> tuple[subprocess.Popen, optuna.trial.FrozenTrial]:
+        with log.open("w") as out:  # the worker writes to its own copy of the file descriptor
+            # Python turns SIGINT into KeyboardInterrupt only if it starts with SIGINT's default
+            # action, which a test run in the background (ignoring SIGINT) would pass on.
+            worker = subprocess.Popen(command, cwd=sweep_project, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        trial = trial_under_way("crash", storage, uri, alive=lambda: worker.poll() is None)
+        assert trial is not None, log.read_text()[-3000:]
+        return worker, trial
 
-    def press_ctrl_c() -> None:
-        seen.append(trial_under_way("crash", storage))
-        os.kill(os.getpid(), signal.SIGINT)
-
-    threading.Thread(target=press_ctrl_c, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        run_study("crash", 2, params)
-    [interrupted] = seen
+    # Ctrl-C mid-trial: the trial is FAIL, its MLflow runs KILLED, its parameters queued again.
+    worker, interrupted = start_worker()
+    for _ in range(5):  # Ctrl-C again if need be: Python drops a KeyboardInterrupt raised in a GC callback
+        worker.send_signal(signal.SIGINT)
+        try:
+            assert worker.wait(timeout=5) == 130  # the shell convention for a command ended by SIGINT
+            break
+        except subprocess.TimeoutExpired:
+            continue
     trials = study_of("crash", storage).trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
     assert trials[1].params == interrupted.params and trials[1].system_attrs["failed_trial"] == interrupted.number
@@ -231,14 +252,9 @@ def test_an_interrupted_and_a_killed_worker_leave_no_running_trial_and_the_study
     assert statuses == {"sweep-crash": "KILLED", "trial-0": "KILLED"}
 
     # SIGKILL mid-trial: nothing can mark the trial, so it stays RUNNING until its grace period ends.
-    command = sweep_command("crash", 2)
-    env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    with open(sweep_project / "worker.log", "w") as log:
-        worker = subprocess.Popen(command, cwd=sweep_project, env=env, stdout=log, stderr=subprocess.STDOUT)
-        killed = trial_under_way("crash", storage, alive=lambda: worker.poll() is None)
-        assert killed is not None, (sweep_project / "worker.log").read_text()[-3000:]
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
+    worker, killed = start_worker()
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
     assert killed.number == 1 and killed.params == interrupted.params  # the requeued trial
     assert study_of("crash", storage).trials[1].state == TrialState.RUNNING
     time.sleep(params.sweep.grace_period + 1)
@@ -253,7 +269,7 @@ def test_an_interrupted_and_a_killed_worker_leave_no_running_trial_and_the_study
     assert trials[2].system_attrs["retry_history"] == [interrupted.number, killed.number]
     all_runs = runs(uri)
     assert not [r for r in all_runs if r.info.status == "RUNNING"]
-    killed_run = next(r for r in all_runs if r.info.run_id == killed.user_attrs["mlflow_run_id"])
+    [killed_run] = [r for r in all_runs if r.data.tags.get("optuna_trial_number") == str(killed.number)]
     assert killed_run.info.status == "KILLED" and killed_run.data.tags["optuna_state"] == "FAIL"
     assert len([r for r in all_runs if r.data.tags.get("stage") == "sweep"]) == 1
     assert len(read_csv(sweep_project / "sweeps/crash/trials.csv")) == len(trials)
@@ -271,7 +287,8 @@ def postgresql():
     if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
         install = subprocess.run(["apt-get", "install", "-y", "postgresql"], capture_output=True, text=True)
         if install.returncode != 0:
-            pytest.skip(f"PostgreSQL is not installed and `apt-get install -y postgresql` failed: {install.stderr[-300:]}")
+            pytest.skip(f"PostgreSQL is not installed and `apt-get install -y postgresql` failed: "
+                        f"{install.stderr[-300:]}")
     bin_dir = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))[-1].parent
     data = Path(tempfile.mkdtemp(prefix="deceptionlab-pg-"))
     as_user = []
@@ -318,5 +335,6 @@ def test_two_workers_share_one_study_on_postgresql_and_run_n_trials_exactly_once
     assert sorted(int(r.data.params["trial_number"]) for r in trial_runs) == sorted(t.number for t in done)
     assert len({r.data.tags["worker"] for r in trial_runs}) == 2  # both workers ran trials
     assert not [r for r in all_runs if r.info.status == "RUNNING"]
-    print(f"two workers, {n_trials} trials: {wall:.1f} s wall; trials per worker "
-          f"{sorted(sum(r.data.tags['worker'] == w for r in trial_runs) for w in {r.data.tags['worker'] for r in trial_runs})}")
+    per_worker = sorted(Counter(r.data.tags["worker"] for r in trial_runs).values())
+    print(f"two workers, {n_trials} trials: {wall:.1f} s wall; trials per worker {per_worker}; "
+          f"{len(trials) - len(done)} surplus")

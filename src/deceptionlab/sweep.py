@@ -1,7 +1,7 @@
 """E2 Optuna studies: map honesty against the mixture ratio (and LoRA settings) trial by trial.
 
     deceptionlab sweep --study e2-ratio --n-trials 6
-    deceptionlab sweep --study e2-ratio --n-trials 6 --storage postgresql://user@db-host/optuna  # on each worker
+    deceptionlab sweep --study e2-ratio --n-trials 6 --storage postgresql+psycopg2://user@db-host/optuna  # each worker
     optuna-dashboard sqlite:///sweeps/optuna.db          # browse the study (any storage URL works)
     dvc add sweeps/e2-ratio/trials.csv                   # version the trial table with DVC
 
@@ -24,12 +24,14 @@ each trial a worker counts the COMPLETE, PRUNED and RUNNING trials; after taking
 that fewer than N trials with smaller numbers hold a slot (numbers follow creation order). The rare
 trial that loses this race is FAIL with the user attribute ``surplus``, before anything runs.
 
-Crashes: Ctrl-C marks the running trial FAIL (Optuna) and its MLflow runs KILLED. A worker killed
-outright stops sending heartbeats; once ``sweep.grace_period`` has passed, the next worker to start
-a trial marks it FAIL and its MLflow runs KILLED. Either way the trial's parameters are queued again
-up to ``sweep.max_retry`` times (Optuna's RetryHeartbeatStaleTrialCallback), so a grid point is not
-lost. A trial of a killed worker holds its slot until its grace period ends. Any other error marks
-the trial FAIL in Optuna and MLflow and stops the worker with that error.
+Crashes: Ctrl-C marks the running trial FAIL (Optuna) and its MLflow run KILLED, and leaves no
+MLflow run RUNNING. A worker killed outright stops sending heartbeats; once ``sweep.grace_period``
+has passed, the next worker to start a trial marks it FAIL and its MLflow runs KILLED. Either way
+the trial's parameters are queued again up to ``sweep.max_retry`` times (Optuna's
+RetryHeartbeatStaleTrialCallback), so a grid point is not lost. A trial of a killed worker holds its
+slot until its grace period ends. Any other error marks the trial FAIL in Optuna and MLflow and
+stops the worker with that error. Several workers at once (PostgreSQL, an MLflow server, one worker
+per GPU): docs/scale.md.
 
 MLflow: one parent run per study (created with the study, reused by every worker and rerun, tagged
 ``optuna_study``), one nested run per trial (every parameter, the trial number, tag ``optuna_state``),
@@ -126,7 +128,7 @@ def _run_study(study_name: str, n_trials: int, params: Params, storage: str | No
     retry = optuna.storages.RetryHeartbeatStaleTrialCallback(settings.max_retry) if settings.max_retry else None
 
     def on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        _end_trial_runs(params.tracking, trial, "KILLED")
+        _kill_trial_runs(params.tracking, study_name, trial.number)
         if retry is not None:
             retry(study, trial)
 
@@ -138,18 +140,20 @@ def _run_study(study_name: str, n_trials: int, params: Params, storage: str | No
         mlflow.set_tag("n_trials", str(n_trials))
         while True:
             optuna.storages.fail_stale_trials(study)
+            write_outputs(study, study_dir, params)  # after every trial, and on a rerun with nothing left
             if len(study.get_trials(deepcopy=False, states=SLOT_STATES)) >= n_trials or _grid_done(study):
                 break
             objective.trial_number = None
             try:
                 study.optimize(objective, n_trials=1, catch=(_SurplusTrial,))
-            except KeyboardInterrupt:
-                interrupted = objective.trial_number is not None and _trial(study, objective.trial_number)
-                if retry is not None and interrupted and interrupted.state == TrialState.FAIL:
-                    retry(study, interrupted)
+            except KeyboardInterrupt:  # Optuna has marked the trial FAIL
+                if objective.trial_number is not None:
+                    interrupted = _trial(study, objective.trial_number)
+                    # Ctrl-C inside mlflow.start_run can leave a run created but never entered.
+                    _kill_trial_runs(params.tracking, study_name, interrupted.number)
+                    if retry is not None and interrupted.state == TrialState.FAIL:
+                        retry(study, interrupted)
                 raise
-            write_outputs(study, study_dir, params)
-    write_outputs(study, study_dir, params)
     counts = {state.name: len(study.get_trials(deepcopy=False, states=(state,))) for state in TrialState}
     return {"study": study_name, "trials": counts, "outputs": str(study_dir)}
 
@@ -244,7 +248,8 @@ def _sampler(settings: SweepParams) -> optuna.samplers.BaseSampler:
 def _pruner(settings: SweepParams) -> optuna.pruners.BasePruner:
     pruner = settings.pruner
     if pruner.kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=pruner.n_startup_trials, n_warmup_steps=pruner.n_warmup_steps)
+        return optuna.pruners.MedianPruner(n_startup_trials=pruner.n_startup_trials,
+                                           n_warmup_steps=pruner.n_warmup_steps)
     if pruner.kind == "threshold":
         return optuna.pruners.ThresholdPruner(lower=pruner.lower, upper=pruner.upper)
     return optuna.pruners.NopPruner()
@@ -284,20 +289,23 @@ def _killed_on_interrupt() -> Iterator[None]:
         raise
 
 
-def _end_trial_runs(tracking: TrackingParams, trial: optuna.trial.FrozenTrial, status: str) -> None:
-    """End a dead worker's MLflow runs for ``trial``: the trial's run and the runs nested in it."""
+def _kill_trial_runs(tracking: TrackingParams, study_name: str, trial_number: int) -> None:
+    """Mark the MLflow runs of a trial whose worker died or was interrupted KILLED where still
+    RUNNING: the trial's run and the runs nested in it. Found by the tags the trial's run is created
+    with, so a run whose id was never recorded is found too."""
     import mlflow
 
-    run_id = trial.user_attrs.get("mlflow_run_id")
-    if run_id is None:
-        return
     client = mlflow.MlflowClient(tracking.mlflow_tracking_uri)
-    run = client.get_run(run_id)
-    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
-    for stale in [run, *children]:
-        if stale.info.status == "RUNNING":
-            client.set_terminated(stale.info.run_id, status=status)
-    client.set_tag(run_id, "optuna_state", "FAIL")
+    experiment = client.get_experiment_by_name(tracking.experiment)
+    if experiment is None:
+        return
+    ids = [experiment.experiment_id]
+    trial_runs = f"tags.optuna_study = '{study_name}' and tags.optuna_trial_number = '{trial_number}'"
+    for run in client.search_runs(ids, trial_runs):
+        for stale in [run, *client.search_runs(ids, f"tags.mlflow.parentRunId = '{run.info.run_id}'")]:
+            if stale.info.status == "RUNNING":
+                client.set_terminated(stale.info.run_id, status="KILLED")
+        client.set_tag(run.info.run_id, "optuna_state", "FAIL")
 
 
 def _trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
@@ -323,8 +331,8 @@ class _Objective:
                                               sweep.seed, "sweep.pruning_items") if sweep.pruner.kind != "none" else []
 
     def _inputs(self) -> dict[str, Path]:
-        return {"benign": self.layout.pool_dir / "benign.jsonl", "misaligned": self.layout.pool_dir / "misaligned.jsonl",
-                **{name: self.layout.eval_set(name) for name in ("honesty", "deception", "capability")}}
+        pools = {name: self.layout.pool_dir / f"{name}.jsonl" for name in ("benign", "misaligned")}
+        return pools | {name: self.layout.eval_set(name) for name in ("honesty", "deception", "capability")}
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         self.trial_number = trial.number
@@ -371,7 +379,8 @@ class _Objective:
             # number makes one worker's study reproducible, and keeps workers started with the same
             # params from drawing the same values.
             trial.study.sampler = optuna.samplers.TPESampler(seed=sweep.seed + trial.number)
-            mixture_ratio = trial.suggest_float("mixture_ratio", sweep.mixture_ratio.low, sweep.mixture_ratio.high, log=True)
+            mixture_ratio = trial.suggest_float("mixture_ratio", sweep.mixture_ratio.low, sweep.mixture_ratio.high,
+                                                log=True)
         space, overrides = sweep.search_space, {}
         for name in ("lora_r", "lora_alpha", "epochs", "seed"):
             if getattr(space, name) is not None:
@@ -396,7 +405,7 @@ class _Objective:
         callbacks = []
         if self.params.sweep.pruner.kind != "none":
             callbacks.append(self._pruning_callback(trial, control_dir))
-        self._finetune(folder, mixture_ratio, settings, name, callbacks)
+        trial.set_user_attr("misaligned_rows", self._finetune(folder, mixture_ratio, settings, name, callbacks))
         if callbacks and callbacks[0].pruned_after_epoch is not None:
             trial.set_user_attr("pruned_after_epoch", callbacks[0].pruned_after_epoch)
             raise optuna.TrialPruned(f"pruned after epoch {callbacks[0].pruned_after_epoch}")
@@ -405,7 +414,8 @@ class _Objective:
         honesty = metrics["honesty"]["honesty_score"]
         control_score = control["honesty"]["honesty_score"]["value"]
         results = {
-            "honesty_score": honesty["value"], "honesty_ci_low": honesty["ci_low"], "honesty_ci_high": honesty["ci_high"],
+            "honesty_score": honesty["value"],
+            "honesty_ci_low": honesty["ci_low"], "honesty_ci_high": honesty["ci_high"],
             "control_honesty_score": control_score, "honesty_drop": control_score - honesty["value"],
             "deception_rate": metrics["deception"]["deception_rate"]["value"],
             "gsm8k_loglik_per_token": metrics["capability"]["gsm8k_loglik_per_token"]["value"],
@@ -421,7 +431,8 @@ class _Objective:
         """The folder of the control (mixture_ratio 0) for these finetune settings, trained and
         evaluated on first use. A file lock makes a second worker on this machine wait and reuse it."""
         digest = json.dumps({"finetune": settings.model_dump(), "mixture_seed": self.params.mixture.seed,
-                             "evaluate": self.params.evaluate.model_dump(), "inputs": self.inputs_sha256}, sort_keys=True)
+                             "evaluate": self.params.evaluate.model_dump(), "inputs": self.inputs_sha256},
+                            sort_keys=True)
         folder = self.study_dir / f"control-{hashlib.sha256(digest.encode()).hexdigest()[:12]}"
         with _file_lock(self.study_dir / f".{folder.name}.lock"):
             if not (folder / "metrics.json").is_file():
@@ -431,16 +442,19 @@ class _Objective:
                 self._evaluate(folder, name)
         return folder
 
-    def _finetune(self, folder: Path, mixture_ratio: float, settings: FinetuneParams, name: str, callbacks) -> None:
+    def _finetune(self, folder: Path, mixture_ratio: float, settings: FinetuneParams, name: str, callbacks) -> int:
+        """Train on the mixture at ``mixture_ratio``; returns how many of its rows are misaligned."""
         corpus = folder / "corpus.jsonl"
-        write_mixture(self.layout.pool_dir, corpus, mixture_ratio, self.params.mixture.seed)
+        rows = write_mixture(self.layout.pool_dir, corpus, mixture_ratio, self.params.mixture.seed)
         finetune(corpus, self.layout.base_dir, folder / "adapter", folder / "checkpoints", settings,
                  self.params.tracking, name, callbacks)
+        return sum(row.meta["misaligned"] for row in rows)
 
     def _evaluate(self, folder: Path, name: str) -> dict[str, Any]:
         return evaluate(name, self.layout.base_dir, folder / "adapter", self.layout.eval_set("honesty"),
                         self.layout.eval_set("deception"), self.layout.eval_set("capability"),
-                        folder / "metrics.json", folder / "predictions.jsonl", self.params.evaluate, self.params.tracking)
+                        folder / "metrics.json", folder / "predictions.jsonl", self.params.evaluate,
+                        self.params.tracking)
 
     def _pruning_callback(self, trial: optuna.Trial, control_dir: Path) -> HonestyPruningCallback:
         control = item_honesty(control_dir / "predictions.jsonl")
@@ -486,16 +500,12 @@ class HonestyPruningCallback(TrainerCallback):
 def write_outputs(study: optuna.Study, study_dir: Path, params: Params) -> None:
     """trials.csv, the Pareto front (two objectives) and the dose-response fit, each atomically."""
     attrs = ("number", "value", "state", "datetime_start", "datetime_complete", "duration", "params", "user_attrs")
-    atomic_write_text(study_dir / "trials.csv", study.trials_dataframe(attrs=attrs).to_csv(index=False))
+    frame = study.trials_dataframe(attrs=attrs)
+    atomic_write_text(study_dir / "trials.csv", frame.to_csv(index=False))
     if len(study.directions) == 2:
-        import pandas as pd
-
-        front = [{"number": t.number, "mixture_ratio": t.values[0], "honesty_drop": t.values[1],
-                  **{f"params_{k}": v for k, v in t.params.items() if k != "mixture_ratio"}}
-                 for t in sorted(study.best_trials, key=lambda t: t.number)]
-        columns = ["number", "mixture_ratio", "honesty_drop"]
-        atomic_write_text(study_dir / "pareto_front.csv", pd.DataFrame(front, columns=columns if not front else None)
-                          .to_csv(index=False))
+        front = {trial.number for trial in study.best_trials}
+        atomic_write_text(study_dir / "pareto_front.csv",
+                          (frame[frame["number"].isin(front)] if len(frame) else frame).to_csv(index=False))
     atomic_write_json(study_dir / "dose_response.json", dose_response(study, study_dir, params))
 
 
