@@ -198,6 +198,8 @@ def test_bad_study_names_storage_and_pools_are_clear_errors(sweep_project):
         run_study("../escape", 1, params)
     with pytest.raises(ConfigError, match="not an SQLAlchemy URL"):
         run_study("ok", 1, params, storage="optuna.db")
+    with pytest.raises(ConfigError, match=r"postgresql://user:\*\*\*@127.0.0.1:1/db: no database driver"):
+        run_study("ok", 1, params, storage="postgresql://user:secret@127.0.0.1:1/db")
 
 
 def sweep_command(study: str, n_trials: int, *extra: str) -> list[str]:

@@ -174,13 +174,12 @@ def _racing_for_tables(action):
     """``action()``, tried again for a while on database errors: workers started together on a new
     database race to create the same tables (Optuna's, MLflow's), and the losers fail until the
     winner is done."""
-    from mlflow.exceptions import MlflowException
-    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
 
     for attempt in range(TABLE_RACE_TRIES):
         try:
             return action()
-        except (DBAPIError, MlflowException, optuna.exceptions.StorageInternalError):
+        except (IntegrityError, ProgrammingError):  # "already exists": another worker is making it
             if attempt == TABLE_RACE_TRIES - 1:
                 raise
             time.sleep(2.0)
@@ -212,9 +211,9 @@ def _load_or_create(name: str, url: str, settings: SweepParams, on_stale_trial) 
     except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
         raise ConfigError(f"sweep storage {parsed.render_as_string(hide_password=True)}: cannot open it "
                           f"({type(error).__name__})") from None
-    except ModuleNotFoundError as error:  # SQLAlchemy 2.1 reads postgresql:// as psycopg 3, not installed here
+    except ImportError:  # e.g. SQLAlchemy 2.1 reads postgresql:// as psycopg 3, which is not installed
         raise ConfigError(f"sweep storage {parsed.render_as_string(hide_password=True)}: no database driver "
-                          f"{error.name!r}; for PostgreSQL write postgresql+psycopg2://...") from None
+                          "for this URL; for PostgreSQL write postgresql+psycopg2://... (psycopg2 is installed)") from None
     directions = ["maximize"] if settings.objective == "honesty_drop" else ["minimize", "maximize"]
     kwargs = dict(study_name=name, storage=storage, sampler=_sampler(settings), pruner=_pruner(settings))
     try:
