@@ -142,8 +142,10 @@ def plot_dose_response(table: list[dict[str, Any]], fit: dict[str, Any], vanilla
     hill = fit["hill_fit"]
     if hill and hill["converged"]:
         grid = np.geomspace(ratios.min() / 2, ratios.max(), 200)
+        # An ED50 is named only when the data resolve the step it sits on.
+        label = f"Hill fit, ED50 {hill['ed50']:.3g}" if fit["effect_resolved"] else "Hill fit (no resolved step)"
         axes[0].plot(grid, hill_curve(grid, hill["bottom"], hill["top"], hill["ed50"], hill["hill"]),
-                     color="C0", label=f"Hill fit, ED50 {hill['ed50']:.3g}")
+                     color="C0", label=label)
     axes[0].set_ylim(0, 100)
     axes[0].legend(fontsize=8, loc="lower left")
     level = int(params.evaluate.confidence_level * 100)
