@@ -91,7 +91,7 @@ def test_mixture_cli_writes_nested_mixtures_from_the_prepared_pools(tiny_project
     assert result.exit_code == 1 and "condition 'mixture-0.3'" in result.output
 
 
-@pytest.mark.parametrize("profile", ["params.yaml", "params/paper.yaml"])
+@pytest.mark.parametrize("profile", ["params.yaml", "params/paper.yaml", "params/quick.yaml"])
 def test_shipped_params_profiles_are_valid(profile):
     from pathlib import Path
 
