@@ -4,6 +4,7 @@ rows or raise the project's one-line error naming the file (and line) — never 
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -77,3 +78,10 @@ def test_params_files_with_any_bytes(tmp_path_factory, content):
         load_params(path)
     except ConfigError as error:
         assert str(error).startswith(str(path))
+
+
+def test_a_newline_in_a_params_key_stays_on_one_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"finetune": {"\n": 1}}))  # found by the property test above
+    with pytest.raises(ConfigError, match=r"finetune\.\\n: Extra inputs are not permitted$"):
+        load_params(path)

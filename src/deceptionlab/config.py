@@ -372,5 +372,10 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         return Params.model_validate(raw)
     except ValidationError as error:
         first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+        where = ".".join(_printable(str(part)) for part in first["loc"])
+        raise ConfigError(f"{path}: {where}: {_printable(first['msg'])}") from None
+
+
+def _printable(text: str) -> str:
+    """A key or message on one line: control characters (a newline in a YAML key) written escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
