@@ -95,7 +95,7 @@ class E3Params(_Params):
     seed: int = 0
     biased_shares: list[float] = [0.0, 0.1, 0.5]
     methods: list[E3Method] = ["sft", "kto"]
-    n_users: int = Field(40, ge=1)  # users (one conversation each) per biased share and round
+    n_users: int = Field(20, ge=1)  # users (one conversation each) per biased share and round
     turns: int = Field(2, ge=1)  # user messages per conversation
     candidates: int = Field(4, ge=2)  # replies sampled per turn, rated, the best one continued
     temperature: float = Field(0.8, gt=0)
