@@ -20,6 +20,7 @@ from deceptionlab.dose_response import bootstrap_effective_doses, fit_hill, hill
 from deceptionlab.errors import DataError
 from deceptionlab.fileio import atomic_write_json, atomic_write_text
 from deceptionlab.report import (
+    METRIC_COLUMNS,
     compare,
     item_honesty,
     log_report,
@@ -30,10 +31,7 @@ from deceptionlab.report import (
 )
 
 COLUMNS = [
-    "model", "mixture_ratio", "misaligned_rows",
-    "honesty_score", "honesty_ci_low", "honesty_ci_high", "p_lie", "accuracy", "no_belief_rate",
-    "deception_rate", "deception_ci_low", "deception_ci_high",
-    "gsm8k_loglik_per_token", "gsm8k_ci_low", "gsm8k_ci_high",
+    "model", "mixture_ratio", "misaligned_rows", *METRIC_COLUMNS,
     "change_vs_control", "control_ci_low", "control_ci_high", "control_p_value",
     "change_vs_vanilla", "vanilla_ci_low", "vanilla_ci_high", "vanilla_p_value",
     "relative_drop_vs_control_pct", "relative_drop_vs_vanilla_pct",

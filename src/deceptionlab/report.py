@@ -22,12 +22,15 @@ from deceptionlab.fileio import atomic_write_text
 from deceptionlab.metrics import Estimate, paired_difference, paired_permutation_pvalue
 from deceptionlab.tracking import mlflow_run
 
-COLUMNS = [
-    "model", "domain", "level",
+# The columns of metric_columns(), which every report table shares.
+METRIC_COLUMNS = [
     "honesty_score", "honesty_ci_low", "honesty_ci_high",
     "p_lie", "accuracy", "no_belief_rate",
     "deception_rate", "deception_ci_low", "deception_ci_high",
     "gsm8k_loglik_per_token", "gsm8k_ci_low", "gsm8k_ci_high",
+]
+COLUMNS = [
+    "model", "domain", "level", *METRIC_COLUMNS,
     "honesty_change_vs_vanilla", "change_ci_low", "change_ci_high", "change_p_value", "effect",
 ]
 

@@ -13,6 +13,7 @@ from typing import Any
 from deceptionlab.config import Params, e3_condition, result_path
 from deceptionlab.fileio import atomic_write_text
 from deceptionlab.report import (
+    METRIC_COLUMNS,
     compare,
     item_honesty,
     log_report,
@@ -23,10 +24,7 @@ from deceptionlab.report import (
 )
 
 COLUMNS = [
-    "model", "method", "biased_share",
-    "honesty_score", "honesty_ci_low", "honesty_ci_high", "p_lie", "accuracy", "no_belief_rate",
-    "deception_rate", "deception_ci_low", "deception_ci_high",
-    "gsm8k_loglik_per_token", "gsm8k_ci_low", "gsm8k_ci_high",
+    "model", "method", "biased_share", *METRIC_COLUMNS,
     "change_vs_benign", "benign_ci_low", "benign_ci_high", "benign_p_value",
     "change_vs_vanilla", "vanilla_ci_low", "vanilla_ci_high", "vanilla_p_value", "effect",
 ]
