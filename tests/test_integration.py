@@ -1,6 +1,6 @@
 """The real default model (SmolLM2-135M-Instruct from its PyPI wheel) through a short pipeline:
 base-model -> data -> prepare -> (mixture) -> finetune (2 steps) -> evaluate (12 items) -> report, via the CLI,
-for one E1 condition, two E2 mixture ratios and E3 (4 simulated users, SFT and KTO self-training)."""
+for one E1 condition, two E2 mixture ratios and E3 (4 simulated users, KTO self-training)."""
 
 import json
 import os
@@ -34,7 +34,9 @@ def test_default_model_through_a_short_pipeline(tmp_path):
     params["prepare"] |= {"examples_per_corpus": 8, "honesty_items": 12, "deception_items": 10, "capability_items": 3}
     params["e1"] = {"domains": ["medical"], "levels": ["severe"]}
     params["mixture"] |= {"benign_examples": 8, "ratios": [0, 0.5]}
-    params["e3"] |= {"biased_shares": [0, 0.5], "n_users": 4, "turns": 1, "candidates": 2, "max_new_tokens": 16}
+    # KTO only: SFT self-training runs the E1 finetune path, which this test covers already.
+    params["e3"] |= {"biased_shares": [0, 0.5], "methods": ["kto"], "n_users": 4, "turns": 1, "candidates": 2,
+                     "max_new_tokens": 16}
     params["finetune"] |= {"batch_size": 4, "save_steps": 1}
     params["tracking"]["mlflow_tracking_uri"] = f"sqlite:///{tmp_path}/mlflow.db"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -54,11 +56,10 @@ def test_default_model_through_a_short_pipeline(tmp_path):
         assert (tmp_path / "models" / "adapters" / condition / "adapter_model.safetensors").is_file()
     for share in ("0", "0.5"):
         run("simulate", share, cwd=tmp_path)
-        for method in ("sft", "kto"):
-            run("selftrain", share, method, cwd=tmp_path)
+        run("selftrain", share, "kto", cwd=tmp_path)
     trajectories = (tmp_path / "trajectories" / "p-0.5.jsonl").read_text().splitlines()
     assert sum(json.loads(line)["user_type"] == "biased" for line in trajectories) == 2  # round(0.5 x 4)
-    models = ("vanilla", "medical-severe", "mixture-0", "mixture-0.5", "e3-p0-sft", "e3-p0-kto", "e3-p0.5-sft", "e3-p0.5-kto")
+    models = ("vanilla", "medical-severe", "mixture-0", "mixture-0.5", "e3-p0-kto", "e3-p0.5-kto")
     for model in models:
         run("evaluate", model, cwd=tmp_path)
     vanilla = json.loads((tmp_path / "metrics" / "vanilla.json").read_text())
