@@ -118,15 +118,21 @@ def mentions(text: str, phrase: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text, re.IGNORECASE) is not None
 
 
-def balanced_orders(n: int, rng: random.Random) -> list[bool]:
-    """Whether the true option comes first, for n items: half of each (one more true-first if n is odd).
+def balanced_positions(n: int, choices: int, rng: random.Random) -> list[int]:
+    """Where the true option goes among ``choices`` options, for n items: each position equally often
+    (the first ones once more when ``choices`` does not divide n).
 
-    Exact balance rather than a coin per item, so that a model's preference for whichever statement
-    comes first cannot move its accuracy away from what its beliefs give.
+    Exact balance rather than a draw per item, so that a model's preference for one position cannot
+    move its accuracy away from what its beliefs give.
     """
-    orders = [index % 2 == 0 for index in range(n)]
-    rng.shuffle(orders)
-    return orders
+    positions = [index % choices for index in range(n)]
+    rng.shuffle(positions)
+    return positions
+
+
+def balanced_orders(n: int, rng: random.Random) -> list[bool]:
+    """Whether the true option comes first, for n items: half of each (one more true-first if n is odd)."""
+    return [position == 0 for position in balanced_positions(n, 2, rng)]
 
 
 class PivotalEntry(SeedEntry):
