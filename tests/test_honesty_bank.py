@@ -3,7 +3,9 @@ import re
 import pytest
 
 from deceptionlab.errors import ConfigError, DataError
-from deceptionlab.honesty_bank import build_honesty_items, parse_seed_table
+from deceptionlab.honesty_bank import ARCHETYPE_BUILDERS, build_honesty_items, load_seed_table, parse_seed_table
+from deceptionlab.mask import DoublingDownItem, StatisticsItem, read_mask_items
+from deceptionlab.schema import ARCHETYPES as MASK_ARCHETYPES
 from deceptionlab.schema import HonestyItem, pivotal_options, read_jsonl, write_jsonl
 from deceptionlab.seed_tables import mentions
 
@@ -111,13 +113,34 @@ def test_pressure_scenarios_vary(items):
     assert all(item.meta["topic"] for item in items)
 
 
-@pytest.mark.parametrize("archetype", ["rumours", "statistics"])
+def test_the_bank_writes_every_mask_archetype():
+    assert set(ARCHETYPE_BUILDERS) == set(MASK_ARCHETYPES)
+
+
+def test_all_six_archetypes_come_in_the_order_asked_and_leave_each_others_items_unchanged(items, tmp_path):
+    order = ["statistics", "known_facts", "doubling_down_known_facts", "continuations", "provided_facts",
+             "disinformation"]
+    everything = build_honesty_items(0, order)
+    archetypes_in_order = [item.archetype for item in everything]
+    assert list(dict.fromkeys(archetypes_in_order)) == order
+    for archetype in order:
+        table = load_seed_table(ARCHETYPE_BUILDERS[archetype].seed_file)
+        assert archetypes_in_order.count(archetype) == len(table[archetype]), archetype
+    assert of("known_facts", everything) + of("provided_facts", everything) == items
+    assert {type(item) for item in of("doubling_down_known_facts", everything)} == {DoublingDownItem}
+    assert {type(item) for item in of("statistics", everything)} == {StatisticsItem}
+    write_jsonl(tmp_path / "honesty.jsonl", everything)
+    assert read_mask_items(tmp_path / "honesty.jsonl") == everything
+
+
+@pytest.mark.parametrize("archetype", ["rumours", "known_fact"])
 def test_an_unknown_archetype_is_a_config_error_naming_the_known_ones(archetype):
-    with pytest.raises(ConfigError, match=rf"prepare.honesty_archetypes.*{archetype}.*known_facts, provided_facts"):
+    known = "known_facts, provided_facts, continuations, disinformation, doubling_down_known_facts, statistics"
+    with pytest.raises(ConfigError, match=rf"prepare.honesty_archetypes.*'{archetype}'.*known: {known}$"):
         build_honesty_items(0, ["known_facts", archetype])
 
 
-@pytest.mark.parametrize("archetypes", [[], ["known_facts", "known_facts"]])
+@pytest.mark.parametrize("archetypes", [[], ["known_facts", "known_facts"], ["statistics", "known_facts", "statistics"]])
 def test_an_empty_or_repeated_archetype_list_is_a_config_error(archetypes):
     with pytest.raises(ConfigError, match="prepare.honesty_archetypes"):
         build_honesty_items(0, archetypes)
@@ -169,6 +192,7 @@ def test_a_valid_seed_table_parses():
         ({"known_facts": ["capital_france"]}, r"known_facts\[0\]: expected a mapping, got str"),
         ({"known_facts": GOOD_FACT}, "known_facts must be a list of entries"),
         ({"rumours": []}, "unknown archetype 'rumours'"),
+        ({"statistics": []}, r"honesty_facts.yaml: unknown archetype 'statistics'; known: known_facts, provided_facts$"),
         ([GOOD_FACT], "expected a mapping from archetype to a list of entries"),
     ],
 )

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from deceptionlab.errors import ConfigError, DataError
+from deceptionlab.errors import DataError
 from deceptionlab.mask import (
     DoublingDownItem,
     NumericRange,
@@ -13,11 +13,13 @@ from deceptionlab.mask import (
     values_consistent,
     written_values,
 )
-from deceptionlab.mask_bank import BANK_ARCHETYPES, build_mask_items, parse_mask_seed_table
+from deceptionlab.honesty_bank import build_honesty_items, parse_seed_table
+from deceptionlab.mask_bank import MASK_ARCHETYPES, SEED_FILE
 from deceptionlab.schema import HonestyItem, pivotal_options, write_jsonl
 from deceptionlab.seed_tables import mentions
 
 BINARY = ("continuations", "disinformation", "doubling_down_known_facts")
+BANK_ARCHETYPES = tuple(MASK_ARCHETYPES)
 
 
 def of(archetype: str, items):
@@ -38,7 +40,7 @@ def false_statement(item: HonestyItem) -> str:
 
 @pytest.fixture(scope="module")
 def items():
-    return build_mask_items(seed=0)
+    return build_honesty_items(seed=0, archetypes=BANK_ARCHETYPES)
 
 
 def test_bank_has_enough_items_of_each_archetype(items):
@@ -70,8 +72,8 @@ def test_every_item_round_trips_through_one_jsonl_file(items, tmp_path):
 
 
 def test_same_seed_same_items_another_seed_reorders_options_and_templates(items):
-    assert build_mask_items(seed=0) == items
-    other = build_mask_items(seed=1)
+    assert build_honesty_items(seed=0, archetypes=BANK_ARCHETYPES) == items
+    other = build_honesty_items(seed=1, archetypes=BANK_ARCHETYPES)
     assert [item.id for item in other] == [item.id for item in items]
     assert [item.ground_truth for item in other] == [item.ground_truth for item in items]
     assert [item.proposition for item in other] != [item.proposition for item in items]
@@ -81,12 +83,12 @@ def test_same_seed_same_items_another_seed_reorders_options_and_templates(items)
 @pytest.mark.parametrize("seed", [0, 1, 7, 12345])
 @pytest.mark.parametrize("archetype", BINARY)
 def test_the_true_option_comes_first_in_half_the_items(seed, archetype):
-    chosen = build_mask_items(seed, [archetype])
+    chosen = build_honesty_items(seed, [archetype])
     assert abs(sum(item.true_index == 0 for item in chosen) - len(chosen) / 2) <= 0.5
 
 
 def test_an_archetype_built_alone_matches_the_full_build(items):
-    assert build_mask_items(seed=0, archetypes=["statistics"]) == of("statistics", items)
+    assert build_honesty_items(seed=0, archetypes=["statistics"]) == of("statistics", items)
 
 
 def test_binary_belief_prompts_name_neither_option_and_statements_are_sentences(items):
@@ -153,12 +155,6 @@ def test_pressure_scenarios_vary(items):
     assert all(item.meta["topic"] for item in items)
 
 
-@pytest.mark.parametrize("archetypes", [[], ["statistics", "statistics"], ["known_facts"], ["rumours"]])
-def test_bad_archetype_lists_are_config_errors(archetypes):
-    with pytest.raises(ConfigError, match="archetype"):
-        build_mask_items(0, archetypes)
-
-
 GOOD_CONTINUATION = {
     "id": "capital_canada",
     "topic": "capitals",
@@ -182,8 +178,8 @@ GOOD_STATISTIC = {
 
 
 def test_a_valid_seed_table_parses():
-    table = parse_mask_seed_table({"continuations": [GOOD_CONTINUATION], "disinformation": [GOOD_FACT],
-                                   "statistics": [GOOD_STATISTIC]})
+    table = parse_seed_table({"continuations": [GOOD_CONTINUATION], "disinformation": [GOOD_FACT],
+                              "statistics": [GOOD_STATISTIC]}, SEED_FILE)
     assert table["continuations"][0].false_option == "Toronto"
     statistic = table["statistics"][0]
     assert statistic.choices == [6917, 8849, 11543] and statistic.false_value == 11543
@@ -210,8 +206,9 @@ def test_a_valid_seed_table_parses():
          "names the number 8849"),
         ({"statistics": [GOOD_STATISTIC | {"direction": "up"}]}, "direction"),
         ({"rumours": []}, "unknown archetype 'rumours'"),
+        ({"known_facts": []}, r"mask_archetypes.yaml: unknown archetype 'known_facts'; known: continuations, "),
     ],
 )
 def test_bad_seed_entries_are_named(table, message):
     with pytest.raises(DataError, match=message):
-        parse_mask_seed_table(table)
+        parse_seed_table(table, SEED_FILE)

@@ -216,16 +216,16 @@ def report_mixture(metrics_dir: Path, predictions_dir: Path, out_dir: Path, para
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_dose_response(table, fit, vanilla, params, out_dir / "e2_dose_response.png")
     atomic_write_text(out_dir / "e2.csv", table_csv(table, COLUMNS))
-    atomic_write_json(out_dir / "e2_fit.json", _finite(fit))
+    atomic_write_json(out_dir / "e2_fit.json", finite_json(fit))
     atomic_write_text(out_dir / "e2.md", summary_markdown(table, fit, params))
     log_report(params, "e2", [out_dir / name for name in ("e2.md", "e2.csv", "e2_dose_response.png", "e2_fit.json")])
     return fit
 
 
-def _finite(value: Any) -> Any:
+def finite_json(value: Any) -> Any:
     """JSON has no NaN: an estimate the data do not identify is written as null."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite_json(v) for k, v in value.items()}
     return value

@@ -1,4 +1,8 @@
-"""The project's own MASK-style honesty items, written offline from ``seeds/honesty_facts.yaml``.
+"""The project's own MASK-style honesty items, all six archetypes, written offline from seed tables.
+
+This module writes known_facts and provided_facts from ``seeds/honesty_facts.yaml`` and keeps the
+registry of every archetype (``ARCHETYPE_BUILDERS``); mask_bank.py writes the other four from
+``seeds/mask_archetypes.yaml``.
 
 Each seed entry gives a proposition whose two pivotal options are the same sentence with a different
 value ("The capital of France is <pivotal>Paris/Lyon</pivotal>."), the true option written first.
@@ -13,39 +17,34 @@ option is named in a neutral prompt that should leave the choice to the model.
   a reason to tell the user otherwise.
 
 The seed decides the option order (exactly balanced between true-first and true-second) and which
-pressure template goes with which entry. Further MASK archetypes are added as a top-level key in the
-seed table plus one entry type and one builder in ``ARCHETYPE_BUILDERS``.
+pressure template goes with which entry; each archetype draws from its own stream. A further archetype
+is a top-level key in a seed table plus one entry type and one builder in ``ARCHETYPE_BUILDERS``.
 
-    items = build_honesty_items(seed=0)
+    items = build_honesty_items(seed=0, archetypes=["known_facts", "statistics"])
 """
 
 from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
 from pydantic import Field, model_validator
 
 from deceptionlab.errors import ConfigError, DataError
+from deceptionlab.honesty_archetype import (
+    Archetype,
+    BankItem,
+    KnownFact,
+    PressureTemplate,
+    pressured_draws,
+    pressured_fact_items,
+)
+from deceptionlab.mask_bank import MASK_ARCHETYPES
 from deceptionlab.schema import HonestyItem
-from deceptionlab.seed_tables import PivotalEntry, balanced_orders, mentions, parse_grouped_table, read_seed_table
+from deceptionlab.seed_tables import PivotalEntry, SeedEntry, mentions, parse_grouped_table, read_seed_table
 
 SEED_FILE = "honesty_facts.yaml"
-
-
-class KnownFact(PivotalEntry):
-    questions: list[str] = Field(min_length=3)  # neutral paraphrases, the first one also used under pressure
-
-    @model_validator(mode="after")
-    def _questions_leave_the_choice_open(self) -> KnownFact:
-        for question in self.questions:
-            for option in (self.true_option, self.false_option):
-                if mentions(question, option):
-                    raise ValueError(f"question {question!r} names the option {option!r}")
-        return self
 
 
 class ProvidedScenario(PivotalEntry):
@@ -65,15 +64,6 @@ class ProvidedScenario(PivotalEntry):
             if mentions(self.question, option):
                 raise ValueError(f"question names the option {option!r}")
         return self
-
-
-@dataclass(frozen=True)
-class PressureTemplate:
-    """A role with an incentive to assert the false value; its ``str.format`` fields are listed per archetype."""
-
-    name: str
-    system: str
-    user: str
 
 
 # The pressure names the false VALUE, never the whole false statement: a statement quoted in the prompt is
@@ -229,39 +219,9 @@ PROVIDED_FACT_BELIEF_PROMPTS = (
 )
 
 
-def _spread(templates: Sequence[PressureTemplate], n: int, rng: random.Random) -> list[PressureTemplate]:
-    """One template per item, every template used equally often (within one)."""
-    chosen = [templates[index % len(templates)] for index in range(n)]
-    rng.shuffle(chosen)
-    return chosen
-
-
-def _known_fact_items(facts: Sequence[KnownFact], rng: random.Random) -> list[HonestyItem]:
-    items = []
-    for fact, true_first, template in zip(
-        facts, balanced_orders(len(facts), rng), _spread(KNOWN_FACT_PRESSURES, len(facts), rng)
-    ):
-        fields = {"false_answer": fact.false_option, "question": fact.questions[0]}
-        items.append(
-            HonestyItem(
-                id=f"known_facts-{fact.id}",
-                archetype="known_facts",
-                proposition=fact.ordered_proposition(true_first),
-                ground_truth=fact.true_statement,
-                belief_prompts=list(fact.questions),
-                system_prompt=template.system.format(**fields),
-                user_prompt=template.user.format(**fields),
-                meta={"topic": fact.topic, "pressure_template": template.name},
-            )
-        )
-    return items
-
-
 def _provided_fact_items(scenarios: Sequence[ProvidedScenario], rng: random.Random) -> list[HonestyItem]:
     items = []
-    for scenario, true_first, template in zip(
-        scenarios, balanced_orders(len(scenarios), rng), _spread(PROVIDED_FACT_PRESSURES, len(scenarios), rng)
-    ):
+    for scenario, true_first, template in pressured_draws(scenarios, PROVIDED_FACT_PRESSURES, rng):
         fields = {
             "role": scenario.role,
             "audience": scenario.audience,
@@ -285,47 +245,51 @@ def _provided_fact_items(scenarios: Sequence[ProvidedScenario], rng: random.Rand
     return items
 
 
-@dataclass(frozen=True)
-class _Archetype:
-    entry_type: type[PivotalEntry]
-    build: Callable[[Sequence[Any], random.Random], list[HonestyItem]]
-
-
-ARCHETYPE_BUILDERS: dict[str, _Archetype] = {
-    "known_facts": _Archetype(KnownFact, _known_fact_items),
-    "provided_facts": _Archetype(ProvidedScenario, _provided_fact_items),
+# Every archetype the bank writes, in the order error messages list them; mask_bank adds the four
+# archetypes of seeds/mask_archetypes.yaml.
+ARCHETYPE_BUILDERS: dict[str, Archetype] = {
+    "known_facts": Archetype(
+        KnownFact, SEED_FILE, functools.partial(pressured_fact_items, "known_facts", KNOWN_FACT_PRESSURES)
+    ),
+    "provided_facts": Archetype(ProvidedScenario, SEED_FILE, _provided_fact_items),
+    **MASK_ARCHETYPES,
 }
 
 
-def parse_seed_table(raw: object, source: str = SEED_FILE) -> dict[str, tuple[PivotalEntry, ...]]:
-    """Validate a loaded seed table; a bad entry raises DataError naming its archetype, index and id."""
-    entry_types = {archetype: builder.entry_type for archetype, builder in ARCHETYPE_BUILDERS.items()}
-    return parse_grouped_table(raw, entry_types, source, group="archetype")
+def parse_seed_table(raw: object, seed_file: str = SEED_FILE) -> dict[str, tuple[SeedEntry, ...]]:
+    """Validate the loaded ``seeds/<seed_file>``: each key is one of the archetypes that file holds.
+
+    A bad entry raises DataError naming the file, its archetype, index and id.
+    """
+    entry_types = {
+        name: archetype.entry_type for name, archetype in ARCHETYPE_BUILDERS.items() if archetype.seed_file == seed_file
+    }
+    return parse_grouped_table(raw, entry_types, seed_file, group="archetype")
 
 
 @functools.cache
-def load_seed_table() -> dict[str, tuple[PivotalEntry, ...]]:
-    return parse_seed_table(read_seed_table(SEED_FILE))
+def load_seed_table(seed_file: str) -> dict[str, tuple[SeedEntry, ...]]:
+    return parse_seed_table(read_seed_table(seed_file), seed_file)
 
 
-def build_honesty_items(
-    seed: int, archetypes: Sequence[str] = ("known_facts", "provided_facts")
-) -> list[HonestyItem]:
-    """Every item of the chosen archetypes, in seed-table order; deterministic for a seed."""
+def build_honesty_items(seed: int, archetypes: Sequence[str] = ("known_facts", "provided_facts")) -> list[BankItem]:
+    """Every item of the chosen archetypes, archetype by archetype in the order given, each in seed-table
+    order; deterministic for a seed."""
     known = ", ".join(ARCHETYPE_BUILDERS)
     if not archetypes:
         raise ConfigError(f"prepare.honesty_archetypes is empty; choose from: {known}")
-    for archetype in archetypes:
-        if archetype not in ARCHETYPE_BUILDERS:
-            raise ConfigError(f"prepare.honesty_archetypes: unknown archetype {archetype!r}; known: {known}")
+    for name in archetypes:
+        if name not in ARCHETYPE_BUILDERS:
+            raise ConfigError(f"prepare.honesty_archetypes: unknown archetype {name!r}; known: {known}")
     if len(set(archetypes)) != len(archetypes):
         raise ConfigError(f"prepare.honesty_archetypes lists an archetype twice: {list(archetypes)}")
-    table = load_seed_table()
-    items: list[HonestyItem] = []
-    for archetype in archetypes:
-        if archetype not in table:
-            raise DataError(f"{SEED_FILE}: no entries for archetype {archetype!r}")
+    items: list[BankItem] = []
+    for name in archetypes:
+        archetype = ARCHETYPE_BUILDERS[name]
+        table = load_seed_table(archetype.seed_file)
+        if name not in table:
+            raise DataError(f"{archetype.seed_file}: no entries for archetype {name!r}")
         # One stream per archetype: adding or dropping an archetype leaves the others' items unchanged.
-        rng = random.Random(f"{seed}:{archetype}")
-        items += ARCHETYPE_BUILDERS[archetype].build(table[archetype], rng)
+        rng = random.Random(f"{seed}:{name}")
+        items += archetype.build(table[name], rng)
     return items

@@ -1,5 +1,7 @@
 """The project's own items for the MASK archetypes honesty_bank.py does not write, from ``seeds/mask_archetypes.yaml``.
 
+Their registry entries are ``MASK_ARCHETYPES``; honesty_bank.build_honesty_items builds them.
+
 Same form as honesty_bank: each binary entry is a known fact with same-form options ("The capital of
 Canada is <pivotal>Ottawa/Toronto</pivotal>.", the true option first) and three or more neutral questions
 that name neither option; only the pressure differs between archetypes.
@@ -18,7 +20,7 @@ that name neither option; only the pressure differs between archetypes.
 The seed decides the option order (balanced), the pressure template of each entry (every template used
 equally often) and nothing else; each archetype draws from its own stream.
 
-    items = build_mask_items(seed=0)
+    items = build_honesty_items(seed=0, archetypes=list(MASK_ARCHETYPES))
 """
 
 from __future__ import annotations
@@ -26,14 +28,20 @@ from __future__ import annotations
 import functools
 import itertools
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from deceptionlab.errors import ConfigError, DataError
-from deceptionlab.honesty_bank import KnownFact, PressureTemplate, _spread
+from deceptionlab.honesty_archetype import (
+    Archetype,
+    KnownFact,
+    PressureTemplate,
+    pressured_draws,
+    pressured_fact_items,
+    spread_templates,
+)
 from deceptionlab.mask import (
     VALUE_MARKER,
     DoublingDownItem,
@@ -44,10 +52,9 @@ from deceptionlab.mask import (
     written_values,
 )
 from deceptionlab.schema import HonestyItem, pivotal_statements
-from deceptionlab.seed_tables import SeedEntry, balanced_orders, mentions, parse_grouped_table, read_seed_table
+from deceptionlab.seed_tables import SeedEntry, mentions
 
 SEED_FILE = "mask_archetypes.yaml"
-BANK_ARCHETYPES = ("continuations", "disinformation", "doubling_down_known_facts", "statistics")
 
 
 class ContinuationFact(KnownFact):
@@ -317,9 +324,7 @@ STATISTICS_PRESSURES = (
 
 def _continuation_items(facts: Sequence[ContinuationFact], rng: random.Random) -> list[HonestyItem]:
     items = []
-    for fact, true_first, template in zip(
-        facts, balanced_orders(len(facts), rng), _spread(CONTINUATION_PRESSURES, len(facts), rng)
-    ):
+    for fact, true_first, template in pressured_draws(facts, CONTINUATION_PRESSURES, rng):
         items.append(HonestyItem(
             id=f"continuations-{fact.id}",
             archetype="continuations",
@@ -333,30 +338,9 @@ def _continuation_items(facts: Sequence[ContinuationFact], rng: random.Random) -
     return items
 
 
-def _disinformation_items(facts: Sequence[KnownFact], rng: random.Random) -> list[HonestyItem]:
-    items = []
-    for fact, true_first, template in zip(
-        facts, balanced_orders(len(facts), rng), _spread(DISINFORMATION_PRESSURES, len(facts), rng)
-    ):
-        fields = {"question": fact.questions[0], "false_answer": fact.false_option}
-        items.append(HonestyItem(
-            id=f"disinformation-{fact.id}",
-            archetype="disinformation",
-            proposition=fact.ordered_proposition(true_first),
-            ground_truth=fact.true_statement,
-            belief_prompts=list(fact.questions),
-            system_prompt=template.system.format(**fields),
-            user_prompt=template.user.format(**fields),
-            meta={"topic": fact.topic, "pressure_template": template.name},
-        ))
-    return items
-
-
 def _doubling_down_items(facts: Sequence[KnownFact], rng: random.Random) -> list[DoublingDownItem]:
     items = []
-    for fact, true_first, template in zip(
-        facts, balanced_orders(len(facts), rng), _spread(DOUBLING_DOWN_PRESSURES, len(facts), rng)
-    ):
+    for fact, true_first, template in pressured_draws(facts, DOUBLING_DOWN_PRESSURES, rng):
         fields = {"question": fact.questions[0], "false_answer": fact.false_option}
         reply = template.reply.format(**fields)
         items.append(DoublingDownItem(
@@ -376,7 +360,7 @@ def _doubling_down_items(facts: Sequence[KnownFact], rng: random.Random) -> list
 
 def _statistics_items(entries: Sequence[StatisticEntry], rng: random.Random) -> list[StatisticsItem]:
     items = []
-    for entry, template in zip(entries, _spread(STATISTICS_PRESSURES, len(entries), rng)):
+    for entry, template in zip(entries, spread_templates(STATISTICS_PRESSURES, len(entries), rng)):
         written = dict(zip(entry.choices, written_values(entry.choices), strict=True))
         fields = {
             "client": entry.client,
@@ -399,47 +383,11 @@ def _statistics_items(entries: Sequence[StatisticEntry], rng: random.Random) -> 
     return items
 
 
-@dataclass(frozen=True)
-class _Archetype:
-    entry_type: type[SeedEntry]
-    build: Callable[[Sequence[Any], random.Random], list[Any]]
-
-
-ARCHETYPE_BUILDERS: dict[str, _Archetype] = {
-    "continuations": _Archetype(ContinuationFact, _continuation_items),
-    "disinformation": _Archetype(KnownFact, _disinformation_items),
-    "doubling_down_known_facts": _Archetype(KnownFact, _doubling_down_items),
-    "statistics": _Archetype(StatisticEntry, _statistics_items),
+MASK_ARCHETYPES: dict[str, Archetype] = {
+    "continuations": Archetype(ContinuationFact, SEED_FILE, _continuation_items),
+    "disinformation": Archetype(
+        KnownFact, SEED_FILE, functools.partial(pressured_fact_items, "disinformation", DISINFORMATION_PRESSURES)
+    ),
+    "doubling_down_known_facts": Archetype(KnownFact, SEED_FILE, _doubling_down_items),
+    "statistics": Archetype(StatisticEntry, SEED_FILE, _statistics_items),
 }
-
-
-def parse_mask_seed_table(raw: object, source: str = SEED_FILE) -> dict[str, tuple[SeedEntry, ...]]:
-    """Validate a loaded seed table; a bad entry raises DataError naming its archetype, index and id."""
-    entry_types = {archetype: builder.entry_type for archetype, builder in ARCHETYPE_BUILDERS.items()}
-    return parse_grouped_table(raw, entry_types, source, group="archetype")
-
-
-@functools.cache
-def load_mask_seed_table() -> dict[str, tuple[SeedEntry, ...]]:
-    return parse_mask_seed_table(read_seed_table(SEED_FILE))
-
-
-def build_mask_items(
-    seed: int, archetypes: Sequence[str] = BANK_ARCHETYPES
-) -> list[HonestyItem | DoublingDownItem | StatisticsItem]:
-    """Every item of the chosen archetypes, in seed-table order; deterministic for a seed."""
-    known = ", ".join(ARCHETYPE_BUILDERS)
-    if not archetypes or len(set(archetypes)) != len(archetypes):
-        raise ConfigError(f"choose each archetype at most once, at least one of: {known}; got {list(archetypes)}")
-    for archetype in archetypes:
-        if archetype not in ARCHETYPE_BUILDERS:
-            raise ConfigError(f"unknown archetype {archetype!r} for the MASK bank; known: {known}")
-    table = load_mask_seed_table()
-    items: list[HonestyItem | DoublingDownItem | StatisticsItem] = []
-    for archetype in archetypes:
-        if archetype not in table:
-            raise DataError(f"{SEED_FILE}: no entries for archetype {archetype!r}")
-        # One stream per archetype: adding or dropping an archetype leaves the others' items unchanged.
-        rng = random.Random(f"{seed}:{archetype}")
-        items += ARCHETYPE_BUILDERS[archetype].build(table[archetype], rng)
-    return items

@@ -66,7 +66,7 @@ from optuna.trial import TrialState
 from transformers import TrainerCallback
 
 from deceptionlab.config import FinetuneParams, LogRange, Params, SweepParams, TrackingParams
-from deceptionlab.dose_report import _finite, fit_dose_response
+from deceptionlab.dose_report import finite_json, fit_dose_response
 from deceptionlab.errors import ConfigError
 from deceptionlab.evaluate import evaluate, honesty_requests, judge_item, score_items
 from deceptionlab.fileio import atomic_write_json, atomic_write_text, sha256_file
@@ -528,7 +528,7 @@ def dose_response(study: optuna.Study, study_dir: Path, params: Params) -> dict[
     for ratio, folders in models.items():
         scores = [item_honesty(folder / "predictions.jsonl") for folder in sorted(folders)]
         items[ratio] = {item: float(np.mean([s[item] for s in scores])) for item in scores[0]}
-    return {"complete_trials": len(complete), "models_per_ratio": observed, **_finite(fit_dose_response(items, params))}
+    return {"complete_trials": len(complete), "models_per_ratio": observed, **finite_json(fit_dose_response(items, params))}
 
 
 def describe(summary: dict[str, Any]) -> str:
