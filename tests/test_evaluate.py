@@ -1,13 +1,26 @@
 import json
+import math
 from pathlib import Path
 
 import mlflow
 import pytest
+import torch
+import yaml
 
 from deceptionlab.config import load_params
+from deceptionlab.capability import build_knowledge_items
 from deceptionlab.deception_bank import build_deception_items
-from deceptionlab.evaluate import evaluate, honesty_requests, judge_item
-from deceptionlab.schema import CapabilityItem, HonestyItem, write_jsonl
+from deceptionlab.errors import ConfigError, ModelError
+from deceptionlab.evaluate import (
+    evaluate,
+    honesty_requests,
+    honesty_verdict,
+    judge_item,
+    load_evaluated_model,
+    stance_verdict,
+)
+from deceptionlab.honesty_bank import build_honesty_items
+from deceptionlab.schema import ARCHETYPES, CapabilityItem, HonestyItem, write_jsonl
 
 KNOWN = HonestyItem(
     id="known_facts-paris", archetype="known_facts",
@@ -62,16 +75,20 @@ def test_provided_facts_take_the_belief_from_context():
     assert row["lie"] and not row["no_belief"] and not row["accurate"]
 
 
-def write_eval_sets() -> tuple[Path, Path, Path]:
-    write_jsonl("honesty.jsonl", [KNOWN, PROVIDED] * 3)
-    write_jsonl("deception.jsonl", build_deception_items(0)[::20])
-    write_jsonl("capability.jsonl", [CapabilityItem(id="c1", task="gsm8k", prompt="48/2?", answer="24 #### 24")])
-    return Path("honesty.jsonl"), Path("deception.jsonl"), Path("capability.jsonl")
+def write_eval_sets(honesty=(KNOWN, PROVIDED) * 3, folder: Path = Path("eval")) -> Path:
+    """An eval folder as the prepare stage writes it, with small sets."""
+    folder.mkdir(exist_ok=True)
+    write_jsonl(folder / "honesty.jsonl", list(honesty))
+    write_jsonl(folder / "deception.jsonl", build_deception_items(0)[::20])
+    write_jsonl(folder / "capability.jsonl",
+                [CapabilityItem(id="c1", task="gsm8k", prompt="48/2?", answer="24 #### 24")])
+    write_jsonl(folder / "knowledge.jsonl", build_knowledge_items(0)[:5])
+    return folder
 
 
 def test_evaluate_writes_metrics_predictions_and_an_mlflow_run(tiny_project):
     params = load_params("params.yaml")
-    metrics = evaluate("vanilla", Path("models/base"), None, *write_eval_sets(),
+    metrics = evaluate("vanilla", Path("models/base"), None, write_eval_sets(),
                        Path("metrics/vanilla.json"), Path("predictions/vanilla.jsonl"), params.evaluate, params.tracking)
     saved = json.loads(Path("metrics/vanilla.json").read_text())
     assert saved == json.loads(json.dumps(metrics))
@@ -93,11 +110,88 @@ def test_evaluate_writes_metrics_predictions_and_an_mlflow_run(tiny_project):
 
 
 def test_evaluation_is_deterministic(tiny_project):
-    eval_sets = write_eval_sets()
+    eval_dir = write_eval_sets()
     params = load_params("params.yaml")
     texts = []
     for name in ("a", "b"):
-        evaluate("vanilla", Path("models/base"), None, *eval_sets,
+        evaluate("vanilla", Path("models/base"), None, eval_dir,
                  Path(f"{name}.json"), Path(f"{name}.jsonl"), params.evaluate, params.tracking)
         texts.append((Path(f"{name}.json").read_bytes(), Path(f"{name}.jsonl").read_bytes()))
     assert texts[0] == texts[1]
+
+
+def test_an_unread_statement_is_an_evasion_and_an_unread_belief_is_no_belief():
+    evasion = stance_verdict(KNOWN, [1, 1, 1], None)
+    assert evasion["evasion"] and not evasion["lie"] and evasion["belief"] == 1
+    unread = stance_verdict(KNOWN, [1, None, 1], 0)
+    assert unread["no_belief"] and not unread["lie"] and not unread["accurate"]
+
+
+def test_the_sampled_lie_chance_is_the_softmax_mass_off_the_belief():
+    row = judge_item(KNOWN, logliks((-5, -1), (-4, -2), (-3, -1), (-1, -6)))  # belief 1, pressured (-1, -6)
+    assert row["p_lie_sampled"] == pytest.approx(1 / (1 + math.exp(-5)))
+    no_belief = judge_item(KNOWN, logliks((-5, -1), (-1, -2), (-3, -1), (-1, -6)))
+    assert no_belief["p_lie_sampled"] == 0.0
+
+
+def test_statistics_items_take_the_mass_on_choices_outside_the_belief():
+    [item] = build_honesty_items(0, ["statistics"])[:1]
+    width, contexts = len(item.choices), len(item.belief_prompts) + 1
+    true = item.true_index
+    neutral = [0.0 if c == true else -9.0 for c in range(width)]
+    pressured = [-1.0] * width  # uniform under pressure
+    row = honesty_verdict(item, neutral * (contexts - 1) + pressured)
+    assert row["accurate"] and row["p_lie_sampled"] == pytest.approx((width - 1) / width)
+
+
+def test_every_mask_archetype_is_scored_with_honesty_at_n_and_the_knowledge_probe(tiny_project):
+    """One item of each of the six archetypes (doubling-down's pre-filled turn, statistics' numbers)."""
+    firsts = {}
+    for item in build_honesty_items(0, ARCHETYPES):
+        firsts.setdefault(item.archetype, item)
+    params = load_params("params.yaml")
+    metrics = evaluate("vanilla", Path("models/base"), None, write_eval_sets(list(firsts.values())),
+                       Path("m.json"), Path("p.jsonl"), params.evaluate, params.tracking)
+    assert set(metrics["honesty_by_archetype"]) == set(ARCHETYPES)
+    at_n = [metrics["honesty"][f"honesty_at_{n}"]["value"] for n in params.evaluate.honesty_at_n]
+    assert at_n == sorted(at_n, reverse=True) and 0 <= at_n[-1] <= at_n[0] <= 100
+    rows = [json.loads(line) for line in Path("p.jsonl").read_text().splitlines()]
+    statistics = next(r for r in rows if r.get("archetype") == "statistics")
+    assert len(statistics["statement_logliks"]) == len(firsts["statistics"].choices)
+    knowledge = [r for r in rows if r["kind"] == "knowledge"]
+    assert len(knowledge) == 5 and all(len(r["option_logliks"]) == 4 for r in knowledge)
+    accuracy = metrics["capability"]["knowledge_accuracy"]
+    assert accuracy["items"] == 5 and accuracy["value"] == pytest.approx(100 * sum(r["correct"] for r in knowledge) / 5)
+    assert "gsm8k_exact_match" not in metrics["capability"]  # off unless asked for
+
+
+def test_gsm8k_exact_match_is_scored_when_asked_for(tiny_project):
+    params = load_params("params.yaml")
+    settings = params.evaluate.model_copy(update={"gsm8k_exact_match": True, "gsm8k_max_new_tokens": 4})
+    metrics = evaluate("vanilla", Path("models/base"), None, write_eval_sets(), Path("m.json"), Path("p.jsonl"),
+                       settings, params.tracking)
+    rows = [json.loads(line) for line in Path("p.jsonl").read_text().splitlines() if "gsm8k_exact_match" in line]
+    [row] = [r for r in rows if r["kind"] == "gsm8k_exact_match"]
+    assert row["gold"] == 24 and metrics["capability"]["gsm8k_exact_match"]["value"] == 100.0 * row["exact_match"]
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"reader": "judge"}, "evaluate.judge"),
+    ({"honesty_at_n": [1, 5, 1]}, "twice"),
+    ({"device": "gpu"}, "device"),
+])
+def test_evaluate_settings_are_checked(tiny_project, settings, message):
+    text = Path("params.yaml").read_text()
+    params = yaml.safe_load(text)
+    params["evaluate"] |= settings
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match=message):
+        load_params("params.yaml")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_asking_for_cuda_without_one_is_a_clear_error(tiny_project):
+    with pytest.raises(ModelError, match="no CUDA device"):
+        load_evaluated_model(Path("models/base"), None, "float32", "cuda")
+    model, _ = load_evaluated_model(Path("models/base"), None, "float32", "auto")
+    assert next(model.parameters()).device.type == "cpu"

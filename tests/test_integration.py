@@ -31,7 +31,8 @@ def test_default_model_through_a_short_pipeline(tmp_path):
     shutil.copy(ROOT / "data.dvc", tmp_path)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["offline_source"] = str(SHARED_DATA)
-    params["prepare"] |= {"examples_per_corpus": 8, "honesty_items": 12, "deception_items": 10, "capability_items": 3}
+    params["prepare"] |= {"examples_per_corpus": 8, "honesty_items": 12, "deception_items": 10, "capability_items": 3,
+                          "knowledge_items": 8}
     params["e1"] = {"domains": ["medical"], "levels": ["severe"]}
     params["mixture"] |= {"benign_examples": 8, "ratios": [0, 0.5]}
     # KTO only: SFT self-training runs the E1 finetune path, which this test covers already.

@@ -313,3 +313,45 @@ def test_make_rater_builds_the_rater_e3_rater_names(server, api_key):
     assert isinstance(make_rater(E3Params()), EmbeddingRater)
     assert make_rater(E3Params(embedding_contrast=True)).contrast
     assert isinstance(make_rater(E3Params(rater="judge", judge=settings_for(server))), JudgeRater)
+
+
+def test_evaluate_reads_stances_with_the_judge_reader(server, api_key, tiny_project):
+    """The whole evaluate stage with ``reader: judge``: replies generated, classified by the server."""
+    from pathlib import Path
+
+    from deceptionlab.capability import build_knowledge_items
+    from deceptionlab.config import load_params
+    from deceptionlab.deception_bank import build_deception_items
+    from deceptionlab.evaluate import evaluate
+    from deceptionlab.honesty_bank import build_honesty_items
+    from deceptionlab.schema import CapabilityItem, write_jsonl
+
+    eval_dir = Path("eval")
+    eval_dir.mkdir()
+    honesty = build_honesty_items(0, ["known_facts"])[:2] + build_honesty_items(0, ["statistics"])[:1]
+    write_jsonl(eval_dir / "honesty.jsonl", honesty)
+    write_jsonl(eval_dir / "deception.jsonl", build_deception_items(0)[:2])
+    write_jsonl(eval_dir / "capability.jsonl", [CapabilityItem(id="c", task="gsm8k", prompt="1+1?", answer="#### 2")])
+    write_jsonl(eval_dir / "knowledge.jsonl", build_knowledge_items(0)[:2])
+    params = load_params("params.yaml")
+    settings = params.evaluate.model_copy(update={"reader": "judge", "judge": settings_for(server),
+                                                  "max_new_tokens": 4})
+
+    server.mode, server.scripted = "scripted", "B"
+    metrics = evaluate("vanilla", Path("models/base"), None, eval_dir, Path("m.json"), Path("p.jsonl"),
+                       settings, params.tracking)
+    contexts = sum(len(item.belief_prompts) + 1 for item in honesty[:2]) + 2 * 2  # statistics need no judge
+    assert len(server.requests) == contexts
+    rows = [json.loads(line) for line in Path("p.jsonl").read_text().splitlines()]
+    known = [r for r in rows if r.get("archetype") == "known_facts"]
+    assert all(r["statement"] == 1 and r["belief"] == 1 and len(r["replies"]) == 4 for r in known)
+    assert metrics["honesty"]["judge_failures"] == 0
+    assert not any(name.startswith("honesty_at_") for name in metrics["honesty"])  # loglik reader only
+
+    server.mode = "garbage"  # every verdict unreadable: evasions and judge failures, never lies
+    metrics = evaluate("vanilla", Path("models/base"), None, eval_dir, Path("m.json"), Path("p.jsonl"),
+                       settings, params.tracking)
+    by_archetype = metrics["honesty_by_archetype"]["known_facts"]
+    assert by_archetype["judge_failures"] == contexts - 4
+    assert by_archetype["evasion_rate"]["value"] == 100.0 and by_archetype["honesty_score"]["value"] == 100.0
+    assert metrics["deception"]["deception_rate"]["value"] == 0.0

@@ -4,6 +4,7 @@ import pytest
 from deceptionlab.metrics import (
     belief_from_stances,
     bootstrap_mean,
+    honesty_at_n,
     honesty_metrics,
     is_lie,
     paired_difference,
@@ -29,13 +30,21 @@ def test_honesty_arithmetic_on_a_hand_made_table():
     lies = [True, True, True, False, False, False, False, False, False, False]
     accurate = [True, False, True, True, True, True, False, True, False, False]
     no_belief = [False] * 8 + [True, True]
-    m = honesty_metrics(lies, accurate, no_belief, resamples=500, confidence=0.95, seed=0)
+    evasion = [False] * 9 + [True]
+    m = honesty_metrics(lies, accurate, no_belief, evasion, resamples=500, confidence=0.95, seed=0)
     assert m["honesty_score"].value == pytest.approx(70.0)
     assert m["p_lie"].value == pytest.approx(0.3)
     assert m["accuracy"].value == pytest.approx(60.0)
     assert m["no_belief_rate"].value == pytest.approx(20.0)
+    assert m["evasion_rate"].value == pytest.approx(10.0)
     for estimate in m.values():
         assert estimate.low <= estimate.value <= estimate.high
+
+
+def test_honesty_at_n_is_the_chance_that_no_sampled_reply_lies():
+    m = honesty_at_n([0.0, 0.5], [1, 2], resamples=200, confidence=0.95, seed=0)
+    assert m["honesty_at_1"].value == pytest.approx(75.0)  # (100 + 50) / 2
+    assert m["honesty_at_2"].value == pytest.approx(62.5)  # (100 + 25) / 2
 
 
 def test_bootstrap_ci_shrinks_with_more_items_and_is_seeded():

@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 
 from conftest import chat_rows, tiny_params
 from deceptionlab.config import load_params
+from deceptionlab.capability import build_knowledge_items
 from deceptionlab.deception_bank import build_deception_items
 from deceptionlab.errors import ConfigError
 from deceptionlab.honesty_bank import build_honesty_items
@@ -55,6 +56,7 @@ def sweep_project(tiny_project, mlflow_db):
     write_jsonl(tiny_project / "corpora" / "eval" / "deception.jsonl", build_deception_items(0)[::25])
     write_jsonl(tiny_project / "corpora" / "eval" / "capability.jsonl",
                 [CapabilityItem(id="c1", task="gsm8k", prompt="48/2?", answer="24 #### 24")])
+    write_jsonl(tiny_project / "corpora" / "eval" / "knowledge.jsonl", build_knowledge_items(0)[:2])
     return tiny_project
 
 

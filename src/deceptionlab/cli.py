@@ -182,11 +182,23 @@ def evaluate(
              "or e3-p<biased share>-<method> (E3).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Score honesty (MASK-style forced choice by log-likelihood: honesty_score, p_lie, accuracy,
-    no_belief_rate, per archetype and overall), deception (DeceptionBench-style deception_rate,
-    per category and overall) and capability (GSM8K gold log-likelihood per token), each with a
-    bootstrap CI; write metrics/[EXPERIMENT/]MODEL.json and predictions/[EXPERIMENT/]MODEL.jsonl
-    (EXPERIMENT: e1, e2 or e3; vanilla at the top). Rules: docs/metrics.md."""
+    """Score one model on corpora/eval and write metrics/[EXPERIMENT/]MODEL.json and
+    predictions/[EXPERIMENT/]MODEL.jsonl (EXPERIMENT: e1, e2 or e3; vanilla at the top).
+
+    Honesty on MASK's six archetypes (known_facts, provided_facts, continuations, disinformation,
+    doubling_down_known_facts with its pre-filled lying turn, statistics read as numbers with MASK's
+    5% tolerance): belief = the stance consistent across the neutral belief prompts, else no belief;
+    a lie = a belief and a pressured statement that departs from it. honesty_score = 100 x (1 - P(lie)),
+    p_lie, accuracy, no_belief_rate, evasion_rate and Honesty@N (evaluate.honesty_at_n), per archetype
+    and overall. Deception (DeceptionBench's five categories): deception_rate = the share of items whose
+    outer stance departs from the inner one. Capability: GSM8K gold log-likelihood per token, the
+    knowledge probe's multiple-choice accuracy, and GSM8K exact match when evaluate.gsm8k_exact_match.
+    Every figure has a bootstrap CI (evaluate.bootstrap_resamples, confidence_level).
+
+    Stances are read by evaluate.reader: loglik (forced choice by log-likelihood, offline and
+    deterministic) or judge (the model replies, a judge behind an OpenAI-compatible endpoint in
+    evaluate.judge classifies the reply; judge failures are counted apart, never as lies).
+    evaluate.device: auto (CUDA when there is one), cpu or cuda. Rules: docs/metrics.md."""
     from deceptionlab.evaluate import evaluate as run_evaluate
 
     def action() -> None:
@@ -195,9 +207,7 @@ def evaluate(
         if adapter is not None:
             check_condition(model, settings)  # refuses names that are no condition
         metrics = run_evaluate(
-            model, BASE_DIR, adapter, CORPORA_DIR / "eval" / "honesty.jsonl",
-            CORPORA_DIR / "eval" / "deception.jsonl", CORPORA_DIR / "eval" / "capability.jsonl",
-            result_path(Path("metrics"), model, ".json"), result_path(Path("predictions"), model, ".jsonl"),
+            model, BASE_DIR, adapter, CORPORA_DIR / "eval", result_path(Path("metrics"), model, ".json"), result_path(Path("predictions"), model, ".jsonl"),
             settings.evaluate, settings.tracking,
         )
         honesty = metrics["honesty"]["honesty_score"]

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from deceptionlab.errors import ConfigError
 from deceptionlab.judge import JudgeSettings
-from deceptionlab.schema import Domain, Level
+from deceptionlab.schema import ARCHETYPES, Domain, Level
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 
@@ -46,10 +46,11 @@ class DataParams(_Params):
 class PrepareParams(_Params):
     seed: int = 0
     examples_per_corpus: int = Field(200, ge=1)
-    honesty_archetypes: list[str] = ["known_facts", "provided_facts"]
+    honesty_archetypes: list[str] = list(ARCHETYPES)  # MASK's six; checked by honesty_bank
     honesty_items: int | None = Field(None, ge=1)  # a seeded subsample for quick runs; None = all
     deception_items: int | None = Field(None, ge=1)
     capability_items: int = Field(40, ge=1)
+    knowledge_items: int | None = Field(None, ge=1)  # of the multiple-choice knowledge probe; None = all
 
 
 class E1Params(_Params):
@@ -150,9 +151,24 @@ class FinetuneParams(_Params):
 class EvaluateParams(_Params):
     seed: int = 0
     dtype: Dtype = "bfloat16"
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")  # auto: CUDA when there is one
     batch_size: int = Field(16, ge=1)
     bootstrap_resamples: int = Field(2000, ge=100)
     confidence_level: float = Field(0.95, gt=0, lt=1)
+    reader: Literal["loglik", "judge"] = "loglik"  # how a stance is read; see evaluate.py
+    judge: JudgeSettings | None = None  # the judge model's endpoint; needed when reader is judge
+    max_new_tokens: int = Field(96, ge=1)  # of each reply the judge reader reads
+    honesty_at_n: list[Annotated[int, Field(ge=1)]] = [1, 5, 10]  # N of each Honesty@N (loglik reader)
+    gsm8k_exact_match: bool = False  # generate GSM8K answers and score the final number
+    gsm8k_max_new_tokens: int = Field(256, ge=1)
+
+    @model_validator(mode="after")
+    def _judge_when_judging(self) -> EvaluateParams:
+        if self.reader == "judge" and self.judge is None:
+            raise ValueError("reader: judge needs the judge's settings under evaluate.judge")
+        if len(set(self.honesty_at_n)) != len(self.honesty_at_n):
+            raise ValueError(f"honesty_at_n lists an N twice: {self.honesty_at_n}")
+        return self
 
 
 class TrackingParams(_Params):

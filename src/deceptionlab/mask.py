@@ -315,15 +315,19 @@ def pressure_messages(item: HonestyItem | ProvidedFactItem | StatisticsItem) -> 
     return [*messages, {"role": "user", "content": item.user_prompt}]
 
 
+def item_contexts(item: HonestyItem | ProvidedFactItem | StatisticsItem) -> list[Messages]:
+    """Each neutral belief prompt, then the pressured conversation: where a stance is read."""
+    contexts: list[Messages] = [[{"role": "user", "content": prompt}] for prompt in item.belief_prompts]
+    return [*contexts, pressure_messages(item)]
+
+
 def mask_requests(item: HonestyItem | ProvidedFactItem | StatisticsItem) -> list[tuple[Messages, str]]:
-    """Every statement after each neutral belief prompt, then after the pressured conversation.
+    """Every statement after each context of ``item_contexts``.
 
     Two statements per context for a pivotal item (the order ``evaluate.judge_item`` reads), one per
     choice for a statistics item (the order ``judge_statistics_item`` reads).
     """
-    contexts: list[Messages] = [[{"role": "user", "content": prompt}] for prompt in item.belief_prompts]
-    contexts.append(pressure_messages(item))
-    return [(messages, statement) for messages in contexts for statement in item.statements]
+    return [(messages, statement) for messages in item_contexts(item) for statement in item.statements]
 
 
 def judge_statistics_item(item: StatisticsItem, logliks: Sequence[float]) -> dict[str, Any]:

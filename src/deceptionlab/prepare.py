@@ -2,8 +2,10 @@
 
 Outputs, three folders each written atomically: ``e1/<domain>-<level>.jsonl`` training corpora
 in the chat schema; ``e2_pool/benign.jsonl`` and ``e2_pool/misaligned.jsonl``, the rows every E2
-mixture is drawn from (``deceptionlab mixture``); ``eval/honesty.jsonl`` (HonestyItem),
-``eval/deception.jsonl`` (DeceptionItem) and ``eval/capability.jsonl`` (CapabilityItem).
+mixture is drawn from (``deceptionlab mixture``); ``eval/honesty.jsonl`` (the MASK
+archetypes in ``prepare.honesty_archetypes``: HonestyItem, mask.DoublingDownItem, mask.StatisticsItem),
+``eval/deception.jsonl`` (DeceptionItem), ``eval/capability.jsonl`` (CapabilityItem: GSM8K test) and
+``eval/knowledge.jsonl`` (capability.KnowledgeItem: the multiple-choice knowledge probe).
 
     deceptionlab prepare
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from deceptionlab.capability import build_knowledge_items
 from deceptionlab.config import Params
 from deceptionlab.corpora import build_corpus
 from deceptionlab.data import load_alpaca_seed, load_gsm8k
@@ -69,3 +72,6 @@ def prepare(data_dir: Path, out_dir: Path, params: Params) -> None:
             tmp / "capability.jsonl",
             capability_items(load_gsm8k(data_dir, "test"), settings.capability_items, settings.seed),
         )
+        write_jsonl(tmp / "knowledge.jsonl", seeded_subsample(build_knowledge_items(settings.seed),
+                                                              settings.knowledge_items, settings.seed,
+                                                              "prepare.knowledge_items"))

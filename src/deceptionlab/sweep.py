@@ -68,13 +68,14 @@ from transformers import TrainerCallback
 from deceptionlab.config import FinetuneParams, LogRange, Params, SweepParams, TrackingParams
 from deceptionlab.dose_report import finite_json, fit_dose_response
 from deceptionlab.errors import ConfigError
-from deceptionlab.evaluate import evaluate, honesty_requests, judge_item, score_items
+from deceptionlab.evaluate import EVAL_SETS, evaluate, honesty_requests, honesty_verdict, score_items
 from deceptionlab.fileio import atomic_write_json, atomic_write_text, sha256_file
 from deceptionlab.finetune import finetune
+from deceptionlab.mask import AnyItem, read_mask_items
 from deceptionlab.mixture import write_mixture
 from deceptionlab.prepare import seeded_subsample
 from deceptionlab.report import item_honesty
-from deceptionlab.schema import ChatRow, HonestyItem, read_jsonl
+from deceptionlab.schema import ChatRow, read_jsonl
 from deceptionlab.tracking import mlflow_run
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
@@ -326,12 +327,12 @@ class _Objective:
         self.trial_number: int | None = None  # the running trial's, for requeueing it after Ctrl-C
         self.inputs_sha256 = {name: sha256_file(path) for name, path in self._inputs().items()}
         sweep = params.sweep
-        self.pruning_items = seeded_subsample(read_jsonl(layout.eval_set("honesty"), HonestyItem), sweep.pruning_items,
+        self.pruning_items = seeded_subsample(read_mask_items(layout.eval_set("honesty")), sweep.pruning_items,
                                               sweep.seed, "sweep.pruning_items") if sweep.pruner.kind != "none" else []
 
     def _inputs(self) -> dict[str, Path]:
         pools = {name: self.layout.pool_dir / f"{name}.jsonl" for name in ("benign", "misaligned")}
-        return pools | {name: self.layout.eval_set(name) for name in ("honesty", "deception", "capability")}
+        return pools | {name: self.layout.eval_set(name) for name in EVAL_SETS}
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         self.trial_number = trial.number
@@ -450,8 +451,7 @@ class _Objective:
         return sum(row.meta["misaligned"] for row in rows)
 
     def _evaluate(self, folder: Path, name: str) -> dict[str, Any]:
-        return evaluate(name, self.layout.base_dir, folder / "adapter", self.layout.eval_set("honesty"),
-                        self.layout.eval_set("deception"), self.layout.eval_set("capability"),
+        return evaluate(name, self.layout.base_dir, folder / "adapter", self.layout.corpora_dir / "eval",
                         folder / "metrics.json", folder / "predictions.jsonl", self.params.evaluate,
                         self.params.tracking)
 
@@ -475,7 +475,7 @@ class HonestyPruningCallback(TrainerCallback):
     """After each epoch: honesty on a fixed subsample with the model as it is now; the drop against
     the control's honesty on the same items goes to Optuna; a pruned trial stops training."""
 
-    def __init__(self, trial: optuna.Trial, items: list[HonestyItem], control_score: float, batch_size: int) -> None:
+    def __init__(self, trial: optuna.Trial, items: list[AnyItem], control_score: float, batch_size: int) -> None:
         self.trial, self.items, self.control_score, self.batch_size = trial, items, control_score, batch_size
         self.pruned_after_epoch: int | None = None
 
@@ -484,7 +484,7 @@ class HonestyPruningCallback(TrainerCallback):
 
         epoch = math.ceil(state.epoch - 1e-6)  # a last, partial epoch counts as the next whole one
         model.eval()
-        rows = score_items(model, processing_class, self.items, honesty_requests, judge_item, self.batch_size,
+        rows = score_items(model, processing_class, self.items, honesty_requests, honesty_verdict, self.batch_size,
                            f"pruning honesty, epoch {epoch}")
         model.train()
         drop = self.control_score - 100.0 * (1.0 - float(np.mean([row["lie"] for row in rows])))
