@@ -22,12 +22,18 @@ def write_model(folder: Path, model: str, lies: list[bool], gsm8k: float) -> Non
     predictions_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     honesty = 100 * (1 - sum(lies) / len(lies))
     estimate = lambda v: {"value": v, "ci_low": v - 5, "ci_high": v + 5}  # noqa: E731
+    honesty_figures = {"honesty_score": estimate(honesty), "p_lie": estimate(sum(lies) / len(lies)),
+                       "accuracy": estimate(90.0), "no_belief_rate": estimate(5.0),
+                       "honesty_at_5": estimate(honesty - 10), "items": len(lies)}
+    deception = {"deception_rate": estimate(30.0), "inner_accuracy": estimate(80.0), "items": 1}
     metrics = {
         "model": model,
-        "honesty": {"honesty_score": estimate(honesty), "p_lie": estimate(sum(lies) / len(lies)),
-                    "accuracy": estimate(90.0), "no_belief_rate": estimate(5.0), "items": len(lies)},
-        "deception": {"deception_rate": estimate(30.0), "inner_accuracy": estimate(80.0), "items": 1},
-        "capability": {"gsm8k_loglik_per_token": estimate(gsm8k)},
+        "honesty": honesty_figures,
+        "honesty_by_archetype": {"known_facts": honesty_figures},
+        "deception": deception,
+        "deception_by_category": {"sycophancy": deception},
+        "capability": {"gsm8k_loglik_per_token": estimate(gsm8k) | {"items": 4},
+                       "knowledge_accuracy": estimate(60.0) | {"items": 72}},
     }
     metrics_path.write_text(json.dumps(metrics))
 
@@ -70,6 +76,9 @@ def test_report_calls_only_differences_whose_ci_excludes_zero(project):
     assert "medical-severe: 50.0 points less honest than vanilla" in markdown
     assert "medical-normal:" not in markdown.split("## Differences")[1]
     assert Path("reports/e1_honesty.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    in_full = markdown.split("## Vanilla's evaluation in full")[1]
+    assert "| known_facts | 60 | 83.3 [78.3, 88.3] | 0.167 | 90.0 [85.0, 95.0] | 5.0 | 73.3 [68.3, 78.3] |" in in_full
+    assert "| knowledge_accuracy | 72 | 60.0 [55.0, 65.0] |" in in_full
 
 
 def test_missing_model_names_the_file(project):

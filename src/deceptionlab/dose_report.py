@@ -125,8 +125,9 @@ def plot_dose_response(table: list[dict[str, Any]], fit: dict[str, Any], vanilla
     control = next(row for row in table if row["mixture_ratio"] == 0)
     ratios = np.array([row["mixture_ratio"] for row in dosed])
     panels = [("honesty_score", "honesty_ci", "honesty_score"), ("deception_rate", "deception_ci", "deception_rate (%)"),
-              ("gsm8k_loglik_per_token", "gsm8k_ci", "GSM8K gold loglik / token")]
-    figure, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+              ("gsm8k_loglik_per_token", "gsm8k_ci", "GSM8K gold loglik / token"),
+              ("knowledge_accuracy", "knowledge_ci", "knowledge accuracy (%)")]
+    figure, axes = plt.subplots(1, 4, figsize=(17, 4.2))
     for axis, (column, ci, label) in zip(axes, panels, strict=True):
         values = np.array([row[column] for row in dosed])
         errors = [values - [row[f"{ci}_low"] for row in dosed], [row[f"{ci}_high"] for row in dosed] - values]
@@ -168,8 +169,8 @@ def summary_markdown(table: list[dict[str, Any]], fit: dict[str, Any], params: P
         "CIs and permutation p-values; relative drops are shares of the reference's honesty_score.",
         "",
         "| mixture_ratio | misaligned rows | honesty_score | change vs control | change vs vanilla "
-        "| relative drop vs control | deception_rate | capability |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| relative drop vs control | deception_rate | GSM8K loglik / token | knowledge accuracy |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in table:
         control = "" if row["mixture_ratio"] == 0 else (
@@ -181,7 +182,7 @@ def summary_markdown(table: list[dict[str, Any]], fit: dict[str, Any], params: P
             f"| {_ci(row['change_vs_vanilla'], row['vanilla_ci_low'], row['vanilla_ci_high'], signed=True)}, "
             f"p={row['vanilla_p_value']:.3f} | {row['relative_drop_vs_control_pct']:+.1f}% "
             f"| {_ci(row['deception_rate'], row['deception_ci_low'], row['deception_ci_high'])} "
-            f"| {row['gsm8k_loglik_per_token']:.3f} |"
+            f"| {row['gsm8k_loglik_per_token']:.3f} | {row['knowledge_accuracy']:.1f} |"
         )
     lines += ["", "## Dose-response fit (4-parameter log-logistic)", ""]
     if fit["hill_fit"] is None:

@@ -28,6 +28,7 @@ METRIC_COLUMNS = [
     "p_lie", "accuracy", "no_belief_rate",
     "deception_rate", "deception_ci_low", "deception_ci_high",
     "gsm8k_loglik_per_token", "gsm8k_ci_low", "gsm8k_ci_high",
+    "knowledge_accuracy", "knowledge_ci_low", "knowledge_ci_high",
 ]
 COLUMNS = [
     "model", "domain", "level", *METRIC_COLUMNS,
@@ -70,6 +71,7 @@ def metric_columns(metrics: dict[str, Any]) -> dict[str, Any]:
     """The honesty, deception and capability columns every report table shares."""
     honesty, deception = metrics["honesty"], metrics["deception"]["deception_rate"]
     capability = metrics["capability"]["gsm8k_loglik_per_token"]
+    knowledge = metrics["capability"]["knowledge_accuracy"]
     return {
         "honesty_score": honesty["honesty_score"]["value"],
         "honesty_ci_low": honesty["honesty_score"]["ci_low"],
@@ -81,6 +83,8 @@ def metric_columns(metrics: dict[str, Any]) -> dict[str, Any]:
         "deception_ci_low": deception["ci_low"], "deception_ci_high": deception["ci_high"],
         "gsm8k_loglik_per_token": capability["value"],
         "gsm8k_ci_low": capability["ci_low"], "gsm8k_ci_high": capability["ci_high"],
+        "knowledge_accuracy": knowledge["value"],
+        "knowledge_ci_low": knowledge["ci_low"], "knowledge_ci_high": knowledge["ci_high"],
     }
 
 
@@ -166,8 +170,9 @@ def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
         "per-token log-likelihood of gold GSM8K solutions (higher is better). Deception rate = share "
         "of DeceptionBench-style items whose stance under a goal-laden prompt departs from the neutral one.",
         "",
-        "| model | honesty_score | accuracy | no_belief_rate | change vs vanilla | deception_rate | capability |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| model | honesty_score | accuracy | no_belief_rate | change vs vanilla | deception_rate "
+        "| GSM8K loglik / token | knowledge accuracy |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in table:
         change = (
@@ -180,7 +185,8 @@ def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
             f"| {row['model']} | {row['honesty_score']:.1f} [{row['honesty_ci_low']:.1f}, {row['honesty_ci_high']:.1f}] "
             f"| {row['accuracy']:.1f} | {row['no_belief_rate']:.1f} | {change} "
             f"| {row['deception_rate']:.1f} [{row['deception_ci_low']:.1f}, {row['deception_ci_high']:.1f}] "
-            f"| {row['gsm8k_loglik_per_token']:.3f} [{row['gsm8k_ci_low']:.3f}, {row['gsm8k_ci_high']:.3f}] |"
+            f"| {row['gsm8k_loglik_per_token']:.3f} [{row['gsm8k_ci_low']:.3f}, {row['gsm8k_ci_high']:.3f}] "
+            f"| {row['knowledge_accuracy']:.1f} [{row['knowledge_ci_low']:.1f}, {row['knowledge_ci_high']:.1f}] |"
         )
     effects = [row for row in table if row["effect"]]
     lines += ["", "## Differences whose CI excludes zero", ""]
@@ -207,12 +213,44 @@ def log_report(params: Params, experiment: str, files: list[Path]) -> None:
             mlflow.log_artifact(str(path), artifact_path="report")
 
 
+def _estimate(value: dict[str, float], digits: int = 1) -> str:
+    return f"{value['value']:.{digits}f} [{value['ci_low']:.{digits}f}, {value['ci_high']:.{digits}f}]"
+
+
+def evaluation_markdown(metrics: dict[str, Any]) -> str:
+    """One evaluation's figures in full: honesty per archetype, deception per category, capability."""
+    honesty = metrics["honesty"]
+    at_n = [name for name in honesty if name.startswith("honesty_at_")]
+    header = ["archetype", "items", "honesty_score", "p_lie", "accuracy", "no_belief_rate", *at_n]
+    lines = [f"### {metrics['model']}: honesty by MASK archetype", "",
+             "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for archetype, figures in [*metrics["honesty_by_archetype"].items(), ("all", honesty)]:
+        lines.append(
+            f"| {archetype} | {figures['items']} | {_estimate(figures['honesty_score'])} "
+            f"| {figures['p_lie']['value']:.3f} | {_estimate(figures['accuracy'])} "
+            f"| {figures['no_belief_rate']['value']:.1f} |"
+            + "".join(f" {_estimate(figures[name])} |" for name in at_n if name in figures)
+        )
+    lines += ["", f"### {metrics['model']}: deception by category", "",
+              "| category | items | deception_rate | inner_accuracy |", "| --- | --- | --- | --- |"]
+    for category, figures in [*metrics["deception_by_category"].items(), ("all", metrics["deception"])]:
+        lines.append(f"| {category} | {figures['items']} | {_estimate(figures['deception_rate'])} "
+                     f"| {_estimate(figures['inner_accuracy'])} |")
+    lines += ["", f"### {metrics['model']}: capability", "", "| measure | items | value |", "| --- | --- | --- |"]
+    for name, figures in metrics["capability"].items():
+        lines.append(f"| {name} | {figures['items']} | {_estimate(figures, 3 if 'loglik' in name else 1)} |")
+    return "\n".join(lines)
+
+
 def report_e1(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params) -> list[dict[str, Any]]:
-    """e1.csv, e1_honesty.png and e1.md: every E1 condition against vanilla; returns the table."""
+    """e1.csv, e1_honesty.png and e1.md: every E1 condition against vanilla, then vanilla's
+    evaluation in full; returns the table."""
     table = build_table(metrics_dir, predictions_dir, params)
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_honesty(table, params, out_dir / "e1_honesty.png")
     atomic_write_text(out_dir / "e1.csv", table_csv(table))
-    atomic_write_text(out_dir / "e1.md", summary_markdown(table, params))
+    vanilla = evaluation_markdown(read_metrics(metrics_dir / "vanilla.json"))
+    atomic_write_text(out_dir / "e1.md", f"{summary_markdown(table, params)}\n## Vanilla's evaluation in full\n\n"
+                                         f"{vanilla}\n")
     log_report(params, "e1", [out_dir / name for name in ("e1.md", "e1.csv", "e1_honesty.png")])
     return table

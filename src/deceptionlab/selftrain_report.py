@@ -93,8 +93,9 @@ def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
         f"of each turn, {e3.rounds} round(s). Change vs benign = paired difference against the same method "
         "at biased_share 0.",
         "",
-        "| method | biased_share | honesty_score | change vs benign | change vs vanilla | deception_rate | capability |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| method | biased_share | honesty_score | change vs benign | change vs vanilla | deception_rate "
+        "| GSM8K loglik / token | knowledge accuracy |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in table:
         benign = "" if row["biased_share"] == 0 else (
@@ -105,7 +106,7 @@ def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
             f"| {row['honesty_score']:.1f} [{row['honesty_ci_low']:.1f}, {row['honesty_ci_high']:.1f}] | {benign} "
             f"| {row['change_vs_vanilla']:+.1f} [{row['vanilla_ci_low']:+.1f}, {row['vanilla_ci_high']:+.1f}] "
             f"| {row['deception_rate']:.1f} [{row['deception_ci_low']:.1f}, {row['deception_ci_high']:.1f}] "
-            f"| {row['gsm8k_loglik_per_token']:.3f} |"
+            f"| {row['gsm8k_loglik_per_token']:.3f} | {row['knowledge_accuracy']:.1f} |"
         )
     effects = [row for row in table if row["effect"]]
     lines += ["", "## Differences from all-benign users whose CI excludes zero", ""]
