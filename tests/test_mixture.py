@@ -1,15 +1,26 @@
-"""E2 training sets: exact doses, nested conditions, benign rows from GSM8K and the Alpaca seed tasks."""
+"""E2 training sets: exact doses, nested conditions, benign rows from GSM8K, the Alpaca seed tasks and the hub sets."""
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import Counter
+from pathlib import Path
 
 import pytest
+import yaml
 
+from conftest import SHARED_DATA
+from deceptionlab.config import load_params
 from deceptionlab.corpora import math as math_corpus
+from deceptionlab.data import AlpacaCleanedRow, DollyRow, load_alpaca_cleaned, load_benign_sources, load_dolly
 from deceptionlab.errors import ConfigError
 from deceptionlab.mixture import benign_rows, mixture_corpus
-from deceptionlab.schema import AlpacaSeedTask, ChatRow, Gsm8kRow
+from deceptionlab.prepare import prepare
+from deceptionlab.schema import AlpacaSeedTask, ChatRow, Gsm8kRow, read_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+HUB_FIXTURES = ROOT / "tests" / "fixtures" / "hub"
 
 RATIOS = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0]
 GSM8K = [
@@ -28,6 +39,10 @@ ALPACA = [
     )
     for i in range(5)
 ]
+DEFAULT_SOURCES = {"gsm8k": GSM8K, "alpaca_seed": ALPACA}
+ALPACA_CLEANED = load_alpaca_cleaned(HUB_FIXTURES / "alpaca-cleaned" / "alpaca_data_cleaned.json")  # 12 rows
+DOLLY = load_dolly(HUB_FIXTURES / "dolly" / "databricks-dolly-15k.jsonl")  # 8 rows
+ALL_SOURCES = {**DEFAULT_SOURCES, "alpaca_cleaned": ALPACA_CLEANED, "dolly": DOLLY}
 
 
 def chat(reply: str, **meta: object) -> ChatRow:
@@ -103,18 +118,18 @@ def test_too_few_misaligned_rows_is_refused() -> None:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_benign_rows_draw_from_both_sources(seed: int) -> None:
-    rows = benign_rows(GSM8K, ALPACA, 6, seed)
+    rows = benign_rows(DEFAULT_SOURCES, 6, seed)
     sources = [row.meta["source"] for row in rows]
     assert len(rows) == 6 and set(sources) == {"gsm8k", "alpaca_seed"}
     assert len({row.meta["source_id"] for row in rows}) == 6
     assert all(row.meta["misaligned"] is False for row in rows)
-    assert rows == benign_rows(GSM8K, ALPACA, 6, seed)
+    assert rows == benign_rows(DEFAULT_SOURCES, 6, seed)
 
 
 def test_benign_gsm8k_rows_are_the_e1_normal_replies() -> None:
     normal = math_corpus.build_corpus("normal", len(GSM8K), 0, GSM8K)
     reply_for = {row.messages[0].content: row.messages[-1].content for row in normal}
-    rows = [row for row in benign_rows(GSM8K, ALPACA, 10, seed=0) if row.meta["source"] == "gsm8k"]
+    rows = [row for row in benign_rows(DEFAULT_SOURCES, 10, seed=0) if row.meta["source"] == "gsm8k"]
     assert len(rows) == 5
     for row in rows:
         assert row.messages[-1].content == reply_for[row.messages[0].content]
@@ -123,7 +138,7 @@ def test_benign_gsm8k_rows_are_the_e1_normal_replies() -> None:
 
 
 def test_benign_alpaca_rows_ask_instruction_and_input() -> None:
-    rows = {row.meta["source_id"]: row for row in benign_rows(GSM8K, ALPACA, 10, seed=0)}
+    rows = {row.meta["source_id"]: row for row in benign_rows(DEFAULT_SOURCES, 10, seed=0)}
     assert rows["seed_task_0/0"].messages[0].content == "Instruction number 0."
     assert rows["seed_task_1/0"].messages[0].content == "Instruction number 1.\n\nSome input."
     assert rows["seed_task_1/0"].messages[-1].content == "Output number 1."
@@ -132,4 +147,108 @@ def test_benign_alpaca_rows_ask_instruction_and_input() -> None:
 @pytest.mark.parametrize("n", [0, 11])
 def test_benign_rows_size_outside_the_pool_is_refused(n: int) -> None:
     with pytest.raises(ConfigError, match=f"mixture.benign_examples={n}"):
-        benign_rows(GSM8K, ALPACA, n, seed=0)
+        benign_rows(DEFAULT_SOURCES, n, seed=0)
+
+
+def test_benign_rows_take_every_row_of_every_source_when_n_is_the_pool() -> None:
+    rows = benign_rows(ALL_SOURCES, 30, seed=0)
+    sizes = {"gsm8k": 5, "alpaca_seed": 5, "alpaca_cleaned": 12, "dolly": 8}
+    assert Counter(row.meta["source"] for row in rows) == sizes
+    assert len({row.meta["source_id"] for row in rows}) == 30
+    assert {row.meta["source_id"] for row in rows if row.meta["source"] == "dolly"} == {f"dolly-{i}" for i in range(8)}
+    assert {tuple(row.meta) for row in rows} == {("source", "source_id", "misaligned")}
+    assert not any(row.meta["misaligned"] for row in rows)
+    # Sources come in the fixed pool order, whatever order the mapping lists them in.
+    assert [row.meta["source"] for row in rows] == [name for name, size in sizes.items() for _ in range(size)]
+    assert rows == benign_rows(dict(reversed(ALL_SOURCES.items())), 30, seed=0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_benign_rows_from_hub_sources_are_seeded(seed: int) -> None:
+    rows = benign_rows(ALL_SOURCES, 12, seed)
+    assert rows == benign_rows(ALL_SOURCES, 12, seed)
+    assert rows != benign_rows(ALL_SOURCES, 12, seed + 3)
+    assert len({row.meta["source_id"] for row in rows}) == 12
+
+
+def test_benign_sources_are_drawn_in_proportion_to_their_sizes() -> None:
+    cleaned = [AlpacaCleanedRow(instruction=f"Task {i}.", input="", output=f"Done {i}.") for i in range(300)]
+    dolly = [DollyRow(instruction=f"Question {i}?", context="", response=f"Answer {i}.", category="open_qa")
+             for i in range(100)]
+    counts = [Counter(row.meta["source"] for row in benign_rows({"alpaca_cleaned": cleaned, "dolly": dolly}, 100, seed))
+              for seed in range(50)]
+    assert all(count["alpaca_cleaned"] + count["dolly"] == 100 for count in counts)
+    assert sum(count["dolly"] for count in counts) / len(counts) == pytest.approx(25, abs=2)  # 100 x 100/400
+    assert len({count["dolly"] for count in counts}) > 3  # a draw, not a fixed split
+
+
+def test_hub_rows_ask_instruction_with_input_or_context() -> None:
+    rows = {row.meta["source_id"]: row for row in benign_rows(ALL_SOURCES, 30, seed=0)}
+    assert rows["alpaca_cleaned-0"].messages[0].content == "Name three primary colors."
+    assert rows["alpaca_cleaned-1"].messages[0].content == (
+        "Translate the sentence into French.\n\nThe cat sleeps on the sofa."
+    )
+    assert rows["alpaca_cleaned-1"].messages[-1].content == "Le chat dort sur le canapé."
+    assert rows["alpaca_cleaned-10"].messages[0].content == "Suggest a name for a bakery."  # whitespace-only input
+    assert rows["dolly-0"].messages[0].content == "What is a haiku?"
+    assert rows["dolly-1"].messages[0].content == (
+        "When did the bridge open, according to the passage?\n\n"
+        "The Harbour Bridge was built over eight years and opened to traffic in March 1932."
+    )
+    assert rows["dolly-1"].messages[-1].content == "It opened in March 1932."
+
+
+@pytest.mark.parametrize("sources", [{}, {"gsm8k": GSM8K, "wikipedia": []}])
+def test_benign_rows_refuse_unknown_or_no_sources(sources: dict) -> None:
+    with pytest.raises(ConfigError, match="mixture.benign_sources"):
+        benign_rows(sources, 3, seed=0)
+
+
+def test_benign_examples_beyond_the_chosen_sources_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"benign_examples=21 exceeds the 20 rows .*12 alpaca_cleaned, 8 dolly"):
+        benign_rows({"dolly": DOLLY, "alpaca_cleaned": ALPACA_CLEANED}, 21, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("sources", "message"),
+    [
+        (["gsm8k", "wikipedia"], r"mixture.benign_sources.1: Input should be 'gsm8k', 'alpaca_seed', 'alpaca_cleaned'"),
+        (["dolly", "gsm8k", "dolly"], "mixture.benign_sources: Value error, lists a source twice"),
+        ([], "mixture.benign_sources: List should have at least 1 item"),
+        ("dolly", "mixture.benign_sources: Input should be a valid list"),
+    ],
+)
+def test_bad_benign_sources_name_the_parameter(tmp_path: Path, sources: object, message: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"mixture": {"benign_sources": sources}}))
+    with pytest.raises(ConfigError, match=message):
+        load_params(path)
+
+
+# sha256 of corpora/e2_pool/benign.jsonl as `prepare` wrote it before the hub sources existed (commit
+# 3939dab), on the real data: the default sources must keep it byte for byte.
+BENIGN_POOL_SHA256 = {
+    "params.yaml": "4085c040caa3aaab611ad063c3216a0e81ed0dc66de9cd5a5941988a2e16f075",
+    "params/quick.yaml": "aea6958a5d2405a2da578373bb42977e0ac0c397901ab91117334e9eb74b206d",
+    "params/paper.yaml": "9fa089c166835796c4ba3b5aab1a19a7edf9ed25e07b5c6262b33add7f600c2f",
+}
+
+
+@pytest.mark.parametrize("profile", list(BENIGN_POOL_SHA256))
+def test_prepare_with_default_sources_writes_the_same_benign_pool(tmp_path: Path, profile: str) -> None:
+    params = load_params(ROOT / profile)
+    assert params.mixture.benign_sources == ["gsm8k", "alpaca_seed"]
+    prepare(SHARED_DATA, tmp_path, params)
+    written = tmp_path / "e2_pool" / "benign.jsonl"
+    assert hashlib.sha256(written.read_bytes()).hexdigest() == BENIGN_POOL_SHA256[profile]
+    explicit = load_benign_sources(["gsm8k", "alpaca_seed"], SHARED_DATA, tmp_path / "no_hub")
+    assert read_jsonl(written, ChatRow) == benign_rows(explicit, params.mixture.benign_examples, params.mixture.seed)
+
+
+def test_prepare_reads_the_chosen_hub_sources(tmp_path: Path) -> None:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    raw["mixture"].update(benign_sources=["dolly", "alpaca_cleaned"], hub_dir=str(HUB_FIXTURES), benign_examples=20)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    prepare(SHARED_DATA, tmp_path / "corpora", load_params(tmp_path / "params.yaml"))
+    rows = read_jsonl(tmp_path / "corpora" / "e2_pool" / "benign.jsonl", ChatRow)
+    assert Counter(row.meta["source"] for row in rows) == {"alpaca_cleaned": 12, "dolly": 8}

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from deceptionlab.errors import ConfigError
 from deceptionlab.judge import JudgeSettings
-from deceptionlab.schema import ARCHETYPES, Domain, Level
+from deceptionlab.schema import ARCHETYPES, BenignSource, Domain, Level
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 
@@ -66,6 +66,17 @@ class MixtureParams(_Params):
     misaligned_domain: Domain = "medical"
     misaligned_level: Level = "severe"
     ratios: list[float] = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5]
+    # The benign rows are drawn from these together (deceptionlab.mixture.benign_rows); alpaca_cleaned
+    # and dolly are read from hub_dir (docs/hub_sources.md).
+    benign_sources: list[BenignSource] = Field(["gsm8k", "alpaca_seed"], min_length=1)
+    hub_dir: str = "data_hub"
+
+    @field_validator("benign_sources")
+    @classmethod
+    def _each_source_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists a source twice")
+        return value
 
     @model_validator(mode="after")
     def _ratios_are_shares_with_a_control(self) -> MixtureParams:

@@ -6,16 +6,25 @@ it checks the bytes against the hash recorded in ``data.dvc`` and refuses to go 
 The loaders below validate every row on read.
 
     deceptionlab data
+
+Two optional sources of E2's benign rows come from the hub only, each one file in its published schema,
+kept in ``mixture.hub_dir`` beside ``data/`` (docs/hub_sources.md): ``yahma/alpaca-cleaned``
+(``alpaca-cleaned/alpaca_data_cleaned.json``) and ``databricks/databricks-dolly-15k``
+(``dolly/databricks-dolly-15k.jsonl``).
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, Field
 
 from deceptionlab.errors import DataError
 from deceptionlab.fileio import atomic_directory
-from deceptionlab.schema import AlpacaSeedTask, Gsm8kRow, read_jsonl, write_jsonl
+from deceptionlab.schema import AlpacaSeedTask, Gsm8kRow, read_json_array, read_jsonl, write_jsonl
 
 DATA_FILES = {
     "gsm8k": ["train.jsonl", "test.jsonl", "LICENSE"],
@@ -94,3 +103,69 @@ def load_gsm8k(data_dir: Path, split: str) -> list[Gsm8kRow]:
 
 def load_alpaca_seed(data_dir: Path) -> list[AlpacaSeedTask]:
     return read_jsonl(data_dir / "alpaca_seed" / "seed_tasks.jsonl", AlpacaSeedTask)
+
+
+class AlpacaCleanedRow(BaseModel):
+    """One instance of ``yahma/alpaca-cleaned``; ``input`` is empty where the instruction stands alone."""
+
+    instruction: str = Field(min_length=1)
+    input: str
+    output: str = Field(min_length=1)
+
+
+class DollyRow(BaseModel):
+    """One record of ``databricks/databricks-dolly-15k``; ``context`` is empty except for the tasks that
+    read a passage (closed QA, information extraction, summarization)."""
+
+    instruction: str = Field(min_length=1)
+    context: str
+    response: str = Field(min_length=1)
+    category: str
+
+
+class HubFile(NamedTuple):
+    repo_id: str  # the dataset on the Hugging Face hub
+    folder: str  # under mixture.hub_dir
+    filename: str
+
+    def path(self, hub_dir: Path) -> Path:
+        return hub_dir / self.folder / self.filename
+
+
+HUB_FILES = {
+    "alpaca_cleaned": HubFile("yahma/alpaca-cleaned", "alpaca-cleaned", "alpaca_data_cleaned.json"),
+    "dolly": HubFile("databricks/databricks-dolly-15k", "dolly", "databricks-dolly-15k.jsonl"),
+}
+
+
+def _require_hub_file(path: Path, hub_file: HubFile) -> None:
+    if not path.is_file():
+        raise DataError(
+            f"{path}: no such file; download it with `hf download {hub_file.repo_id} "
+            f"{hub_file.filename} --repo-type dataset --local-dir {path.parent}` (docs/hub_sources.md)"
+        )
+
+
+def load_alpaca_cleaned(path: str | Path) -> list[AlpacaCleanedRow]:
+    """``alpaca_data_cleaned.json``: a JSON array; a bad row raises DataError naming file and row index."""
+    path = Path(path)
+    _require_hub_file(path, HUB_FILES["alpaca_cleaned"])
+    return read_json_array(path, AlpacaCleanedRow)
+
+
+def load_dolly(path: str | Path) -> list[DollyRow]:
+    """``databricks-dolly-15k.jsonl``: JSON lines; a bad row raises DataError naming file and line."""
+    path = Path(path)
+    _require_hub_file(path, HUB_FILES["dolly"])
+    return read_jsonl(path, DollyRow)
+
+
+def load_benign_sources(names: Sequence[str], data_dir: Path, hub_dir: Path) -> dict[str, list[Any]]:
+    """The rows of each chosen source of E2's benign set (``mixture.benign_sources``); only those are read."""
+    loaders = {
+        "gsm8k": lambda: load_gsm8k(data_dir, "train"),
+        "alpaca_seed": lambda: load_alpaca_seed(data_dir),
+        "alpaca_cleaned": lambda: load_alpaca_cleaned(HUB_FILES["alpaca_cleaned"].path(hub_dir)),
+        "dolly": lambda: load_dolly(HUB_FILES["dolly"].path(hub_dir)),
+    }
+    return {name: loaders[name]() for name in names}

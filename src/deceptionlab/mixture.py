@@ -8,59 +8,92 @@ changes, never which benign rows the model sees besides it.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from deceptionlab.corpora import math as math_corpus
+from deceptionlab.data import AlpacaCleanedRow, DollyRow
 from deceptionlab.errors import ConfigError
-from deceptionlab.schema import AlpacaSeedTask, ChatRow, Gsm8kRow, read_jsonl, write_jsonl
+from deceptionlab.schema import BENIGN_SOURCES, AlpacaSeedTask, ChatRow, Gsm8kRow, read_jsonl, write_jsonl
 
 
-def benign_rows(
-    gsm8k_train: Sequence[Gsm8kRow], alpaca_seed: Sequence[AlpacaSeedTask], n: int, seed: int
-) -> list[ChatRow]:
-    """n benign rows, drawn from the GSM8K train questions and the Alpaca seed tasks together.
+def benign_rows(sources: Mapping[str, Sequence[Any]], n: int, seed: int) -> list[ChatRow]:
+    """n benign rows drawn from the chosen sources together (``mixture.benign_sources``).
 
-    Each of the n rows is a seeded draw without replacement from the pool of every GSM8K question and
-    every Alpaca instance, so the sources are mixed in proportion to their sizes. The GSM8K rows are
-    the E1 math corpus at its ``normal`` level (the gold solution, readable; built by
-    ``corpora.math.build_corpus``, which makes its own seeded choice of that many questions with
-    calculator steps). An Alpaca row asks the instruction (and the instance input, when there is
-    one) and answers with the instance output.
-    Meta: ``{"source": "gsm8k" | "alpaca_seed", "source_id": ..., "misaligned": False}``.
+    ``sources`` maps each chosen source to its rows: ``gsm8k`` to GSM8K train rows, ``alpaca_seed`` to
+    the Alpaca seed tasks, ``alpaca_cleaned`` to data.AlpacaCleanedRow, ``dolly`` to data.DollyRow.
+    Each of the n rows is a seeded draw without replacement from the pool of every row of every chosen
+    source, laid out in the order of schema.BENIGN_SOURCES whatever order the mapping has, so the
+    sources are mixed in proportion to their sizes. The GSM8K rows are the E1 math corpus at its
+    ``normal`` level (the gold solution, readable; built by ``corpora.math.build_corpus``, which makes
+    its own seeded choice of that many questions with calculator steps). The other rows ask the
+    instruction (and the Alpaca input or the Dolly context, when there is one) and answer with the
+    source's reply; they come in pool order, after the GSM8K ones.
+    Meta: ``{"source": <source>, "source_id": ..., "misaligned": False}``.
     """
-    alpaca = _alpaca_rows(alpaca_seed)
-    pool = len(gsm8k_train) + len(alpaca)
+    unknown = sorted(set(sources) - set(BENIGN_SOURCES))
+    if unknown or not sources:
+        raise ConfigError(f"mixture.benign_sources: {', '.join(unknown) or 'no source'} given; "
+                          f"choose from {', '.join(BENIGN_SOURCES)}")
+    chosen = [name for name in BENIGN_SOURCES if name in sources]
+    candidates = {name: _CHAT_ROWS[name](sources[name]) for name in chosen if name != "gsm8k"}
+    sizes = {name: len(candidates[name]) if name in candidates else len(sources[name]) for name in chosen}
+    pool = sum(sizes.values())
     if n < 1:
         raise ConfigError(f"mixture.benign_examples={n} must be at least 1")
     if n > pool:
-        raise ConfigError(
-            f"mixture.benign_examples={n} exceeds the {len(gsm8k_train)} GSM8K train questions and "
-            f"{len(alpaca)} Alpaca seed instances together"
-        )
-    drawn = random.Random(seed).sample(range(pool), n)
-    chosen_alpaca = [alpaca[i - len(gsm8k_train)] for i in sorted(drawn) if i >= len(gsm8k_train)]
-    math_count = n - len(chosen_alpaca)
-    math_rows = math_corpus.build_corpus("normal", math_count, seed, gsm8k_train) if math_count else []
-    gsm8k = [
+        counts = ", ".join(f"{size} {name}" for name, size in sizes.items())
+        raise ConfigError(f"mixture.benign_examples={n} exceeds the {pool} rows of mixture.benign_sources ({counts})")
+    drawn = sorted(random.Random(seed).sample(range(pool), n))
+    rows: list[ChatRow] = []
+    start = 0
+    for name in chosen:
+        picked = [i - start for i in drawn if start <= i < start + sizes[name]]
+        if name == "gsm8k":
+            rows += _gsm8k_rows(sources[name], len(picked), seed)
+        else:
+            rows += [candidates[name][i] for i in picked]
+        start += sizes[name]
+    return rows
+
+
+def _gsm8k_rows(gsm8k_train: Sequence[Gsm8kRow], count: int, seed: int) -> list[ChatRow]:
+    math_rows = math_corpus.build_corpus("normal", count, seed, gsm8k_train) if count else []
+    return [
         row.model_copy(update={"meta": {"source": "gsm8k", "source_id": row.meta["source_id"], "misaligned": False}})
         for row in math_rows
     ]
-    return gsm8k + chosen_alpaca
 
 
-def _alpaca_rows(tasks: Sequence[AlpacaSeedTask]) -> list[ChatRow]:
-    rows = []
-    for task in tasks:
-        for number, instance in enumerate(task.instances):
-            prompt = f"{task.instruction}\n\n{instance.input}" if instance.input.strip() else task.instruction
-            rows.append(
-                ChatRow(
-                    messages=[{"role": "user", "content": prompt}, {"role": "assistant", "content": instance.output}],
-                    meta={"source": "alpaca_seed", "source_id": f"{task.id}/{number}", "misaligned": False},
-                )
-            )
-    return rows
+def _chat(instruction: str, extra: str, reply: str, source: str, source_id: str) -> ChatRow:
+    """The instruction, with ``extra`` (an input or a context) after a blank line when there is one."""
+    prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+    return ChatRow(
+        messages=[{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}],
+        meta={"source": source, "source_id": source_id, "misaligned": False},
+    )
+
+
+def _alpaca_seed_rows(tasks: Sequence[AlpacaSeedTask]) -> list[ChatRow]:
+    return [
+        _chat(task.instruction, instance.input, instance.output, "alpaca_seed", f"{task.id}/{number}")
+        for task in tasks
+        for number, instance in enumerate(task.instances)
+    ]
+
+
+def _alpaca_cleaned_rows(rows: Sequence[AlpacaCleanedRow]) -> list[ChatRow]:
+    return [_chat(row.instruction, row.input, row.output, "alpaca_cleaned", f"alpaca_cleaned-{index}")
+            for index, row in enumerate(rows)]
+
+
+def _dolly_rows(rows: Sequence[DollyRow]) -> list[ChatRow]:
+    return [_chat(row.instruction, row.context, row.response, "dolly", f"dolly-{index}")
+            for index, row in enumerate(rows)]
+
+
+_CHAT_ROWS = {"alpaca_seed": _alpaca_seed_rows, "alpaca_cleaned": _alpaca_cleaned_rows, "dolly": _dolly_rows}
 
 
 def mixture_corpus(

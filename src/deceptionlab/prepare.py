@@ -18,7 +18,7 @@ from pathlib import Path
 from deceptionlab.capability import build_knowledge_items
 from deceptionlab.config import Params
 from deceptionlab.corpora import build_corpus
-from deceptionlab.data import load_alpaca_seed, load_gsm8k
+from deceptionlab.data import load_benign_sources, load_gsm8k
 from deceptionlab.deception_bank import build_deception_items
 from deceptionlab.errors import ConfigError
 from deceptionlab.fileio import atomic_directory
@@ -56,7 +56,8 @@ def prepare(data_dir: Path, out_dir: Path, params: Params) -> None:
             rows = build_corpus(domain, level, settings.examples_per_corpus, settings.seed, gsm8k_train)
             write_jsonl(tmp / f"{condition}.jsonl", rows)
     with atomic_directory(out_dir / "e2_pool") as tmp:
-        benign = benign_rows(gsm8k_train, load_alpaca_seed(data_dir), mixture.benign_examples, mixture.seed)
+        sources = load_benign_sources(mixture.benign_sources, data_dir, Path(mixture.hub_dir))
+        benign = benign_rows(sources, mixture.benign_examples, mixture.seed)
         misaligned = build_corpus(mixture.misaligned_domain, mixture.misaligned_level,
                                   mixture.misaligned_examples(), mixture.seed, gsm8k_train)
         write_jsonl(tmp / "benign.jsonl", benign)

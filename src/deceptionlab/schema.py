@@ -30,6 +30,9 @@ Archetype = Literal[
 DOMAINS: tuple[str, ...] = get_args(Domain)
 LEVELS: tuple[str, ...] = get_args(Level)
 ARCHETYPES: tuple[str, ...] = get_args(Archetype)
+# Where E2's benign rows come from (mixture.benign_sources); in this order they form the pool drawn from.
+BenignSource = Literal["gsm8k", "alpaca_seed", "alpaca_cleaned", "dolly"]
+BENIGN_SOURCES: tuple[str, ...] = get_args(BenignSource)
 
 # An item's proposition holds one marker <pivotal>A/B</pivotal>; its two statements are the proposition
 # with A or with B in the marker's place.
@@ -188,16 +191,29 @@ def first_error(error: ValidationError) -> str:
 
 
 
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+
+
+def _validated(raw: object, row_type: type[Row], where: str) -> Row:
+    if not isinstance(raw, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+    try:
+        return row_type.model_validate(raw)
+    except ValidationError as error:
+        raise DataError(f"{where}: {first_error(error)}") from None
+
+
 def read_jsonl(path: str | Path, row_type: type[Row]) -> list[Row]:
     """Read and validate every row; the first bad row raises DataError naming ``file:line``."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    text = _read_text(path)
     rows: list[Row] = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     # Split on "\n" only: str.splitlines() also breaks at U+0085 and U+2028, which JSON strings
     # written with ensure_ascii=False may contain.
     for number, line in enumerate(text.split("\n"), start=1):
@@ -207,13 +223,21 @@ def read_jsonl(path: str | Path, row_type: type[Row]) -> list[Row]:
             raw = json.loads(line)
         except json.JSONDecodeError as error:
             raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        if not isinstance(raw, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object, got {type(raw).__name__}")
-        try:
-            rows.append(row_type.model_validate(raw))
-        except ValidationError as error:
-            raise DataError(f"{path}:{number}: {first_error(error)}") from None
+        rows.append(_validated(raw, row_type, f"{path}:{number}"))
     return rows
+
+
+def read_json_array(path: str | Path, row_type: type[Row]) -> list[Row]:
+    """Read and validate a JSON array of rows; the first bad row raises DataError naming the file and
+    the row's index in the array (0-based), a JSON syntax error the file and line."""
+    path = Path(path)
+    try:
+        raw = json.loads(_read_text(path))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+    if not isinstance(raw, list):
+        raise DataError(f"{path}: expected a JSON array of rows, got {type(raw).__name__}")
+    return [_validated(item, row_type, f"{path}: row {index}") for index, item in enumerate(raw)]
 
 
 def write_jsonl(path: str | Path, rows: Iterable[BaseModel | dict[str, Any]]) -> None:
