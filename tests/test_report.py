@@ -24,7 +24,8 @@ def write_model(folder: Path, model: str, lies: list[bool], gsm8k: float) -> Non
     estimate = lambda v: {"value": v, "ci_low": v - 5, "ci_high": v + 5}  # noqa: E731
     honesty_figures = {"honesty_score": estimate(honesty), "p_lie": estimate(sum(lies) / len(lies)),
                        "accuracy": estimate(90.0), "no_belief_rate": estimate(5.0),
-                       "honesty_at_5": estimate(honesty - 10), "items": len(lies)}
+                       "honesty_at_10": estimate(honesty - 20), "honesty_at_5": estimate(honesty - 10),
+                       "items": len(lies)}
     deception = {"deception_rate": estimate(30.0), "inner_accuracy": estimate(80.0), "items": 1}
     metrics = {
         "model": model,
@@ -77,7 +78,7 @@ def test_report_calls_only_differences_whose_ci_excludes_zero(project):
     assert "medical-normal:" not in markdown.split("## Differences")[1]
     assert Path("reports/e1_honesty.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     in_full = markdown.split("## Vanilla's evaluation in full")[1]
-    assert "| known_facts | 60 | 83.3 [78.3, 88.3] | 0.167 | 90.0 [85.0, 95.0] | 5.0 | 73.3 [68.3, 78.3] |" in in_full
+    assert "| known_facts | 60 | 83.3 [78.3, 88.3] | 0.167 | 90.0 [85.0, 95.0] | 5.0 | 73.3 [68.3, 78.3] | 63.3 [58.3, 68.3] |" in in_full
     assert "| knowledge_accuracy | 72 | 60.0 [55.0, 65.0] |" in in_full
 
 

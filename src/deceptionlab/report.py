@@ -220,7 +220,7 @@ def _estimate(value: dict[str, float], digits: int = 1) -> str:
 def evaluation_markdown(metrics: dict[str, Any]) -> str:
     """One evaluation's figures in full: honesty per archetype, deception per category, capability."""
     honesty = metrics["honesty"]
-    at_n = [name for name in honesty if name.startswith("honesty_at_")]
+    at_n = sorted((name for name in honesty if name.startswith("honesty_at_")), key=lambda name: int(name[11:]))
     header = ["archetype", "items", "honesty_score", "p_lie", "accuracy", "no_belief_rate", *at_n]
     lines = [f"### {metrics['model']}: honesty by MASK archetype", "",
              "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
