@@ -8,7 +8,8 @@ import yaml
 from conftest import tiny_params
 from deceptionlab.config import load_params, result_path
 from deceptionlab.errors import DataError
-from deceptionlab.dose_report import report_mixture
+from deceptionlab.dose_report import build_table as mixture_table
+from deceptionlab.dose_report import report_mixture, summary_markdown as mixture_markdown
 from deceptionlab.report import report_e1
 from deceptionlab.selftrain_report import report_selftrain
 
@@ -112,6 +113,18 @@ def test_mixture_report_compares_each_ratio_with_the_control_and_fits_the_curve(
     markdown = Path("reports/e2.md").read_text()
     assert "# E2: misaligned data mixed into ordinary finetuning" in markdown and "- ED50: mixture_ratio" in markdown
     assert Path("reports/e2_dose_response.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_fit_that_did_not_converge_has_no_point_estimate_in_the_report(project):
+    table, _ = mixture_table(Path("metrics"), Path("predictions"), load_params("params.yaml"))
+    estimate = {"value": None, "ci_low": -9.8, "ci_high": 5.2}
+    fit = {"hill_fit": {"converged": False}, "max_effect": estimate, "ED10": estimate, "ED50": estimate,
+           "failed_refits": 1588, "bootstrap_resamples": 2000, "effect_resolved": False,
+           "smallest_effective_ratio": None}
+    markdown = mixture_markdown(table, fit, load_params("params.yaml"))
+    assert ("max_effect (top - bottom): not estimated (the fit to the measured points did not converge); "
+            "CI of the refits that did [-9.8, +5.2] points; 1588 of 2000") in markdown
+    assert "nan" not in markdown
 
 
 def test_mixture_report_without_an_effect_says_so(project):

@@ -188,8 +188,12 @@ def summary_markdown(table: list[dict[str, Any]], fit: dict[str, Any], params: P
     if fit["hill_fit"] is None:
         return "\n".join([*lines, f"- No fit: {fit['note']}.", "", "![E2 dose-response](e2_dose_response.png)", ""])
     effect = fit["max_effect"]
+    # A fit to the measured points that did not converge has no point estimate; its refits may still have a CI.
+    value = (_ci(effect["value"], effect["ci_low"], effect["ci_high"], signed=True) if effect["value"] is not None
+             else f"not estimated (the fit to the measured points did not converge); CI of the refits that did "
+                  f"[{effect['ci_low']:+.1f}, {effect['ci_high']:+.1f}]")
     lines.append(
-        f"- max_effect (top - bottom): {_ci(effect['value'], effect['ci_low'], effect['ci_high'], signed=True)} "
+        f"- max_effect (top - bottom): {value} "
         f"points; {fit['failed_refits']} of {fit['bootstrap_resamples']} bootstrap refits did not converge."
     )
     if fit["effect_resolved"]:
@@ -218,7 +222,7 @@ def report_mixture(metrics_dir: Path, predictions_dir: Path, out_dir: Path, para
     plot_dose_response(table, fit, vanilla, params, out_dir / "e2_dose_response.png")
     atomic_write_text(out_dir / "e2.csv", table_csv(table, COLUMNS))
     atomic_write_json(out_dir / "e2_fit.json", finite_json(fit))
-    atomic_write_text(out_dir / "e2.md", summary_markdown(table, fit, params))
+    atomic_write_text(out_dir / "e2.md", summary_markdown(table, finite_json(fit), params))
     log_report(params, "e2", [out_dir / name for name in ("e2.md", "e2.csv", "e2_dose_response.png", "e2_fit.json")])
     return fit
 
