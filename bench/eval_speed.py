@@ -17,7 +17,8 @@ from typing import Annotated
 
 import typer
 
-from deceptionlab.evaluate import honesty_requests, load_evaluated_model
+from deceptionlab.evaluate import honesty_requests
+from deceptionlab.model_loading import load_evaluated_model
 from deceptionlab.honesty_bank import build_honesty_items
 from deceptionlab.scoring import reply_logliks, reply_logliks_reference
 

@@ -58,7 +58,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
-    from deceptionlab.finetune import load_model
+    from deceptionlab.model_loading import load_model
 
     model, tokenizer = load_model(tiny_model_dir, "float32")
     model.eval()

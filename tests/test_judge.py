@@ -355,3 +355,20 @@ def test_evaluate_reads_stances_with_the_judge_reader(server, api_key, tiny_proj
     assert by_archetype["judge_failures"] == contexts - 4
     assert by_archetype["evasion_rate"]["value"] == 100.0 and by_archetype["honesty_score"]["value"] == 100.0
     assert metrics["deception"]["deception_rate"]["value"] == 0.0
+
+
+def test_judge_reader_keeps_one_row_per_item_even_when_ids_repeat(server, api_key, tiny_model):
+    """A hand-made set may repeat an id: each item still gets its own verdict, in the set's order."""
+    from deceptionlab.config import EvaluateParams
+    from deceptionlab.evaluate import read_with_judge, stance_verdict
+    from deceptionlab.honesty_bank import build_honesty_items
+    from deceptionlab.mask import item_contexts
+
+    known = build_honesty_items(0, ["known_facts"])[0]
+    statistics = build_honesty_items(0, ["statistics"])[0].model_copy(update={"id": known.id})
+    settings = EvaluateParams(reader="judge", judge=settings_for(server), max_new_tokens=4)
+    server.mode, server.scripted = "scripted", "B"
+    rows = read_with_judge(*tiny_model, [known, statistics, known], item_contexts,
+                           lambda item, stances: stance_verdict(item, stances[:-1], stances[-1]), settings, "dup")
+    assert [row["archetype"] for row in rows] == ["known_facts", "statistics", "known_facts"]
+    assert rows[0] == rows[2] and rows[0]["statement"] == 1

@@ -18,7 +18,7 @@ from conftest import tiny_params
 from deceptionlab.cli import app
 from deceptionlab.config import E3Params, Params, check_condition, e3_condition, load_params, parse_e3_condition
 from deceptionlab.errors import ConfigError, DataError
-from deceptionlab.evaluate import load_evaluated_model
+from deceptionlab.model_loading import load_evaluated_model
 from deceptionlab.raters import EmbeddingRater
 from deceptionlab.schema import ChatRow, read_jsonl, write_jsonl
 from deceptionlab.selftrain import KTORow, kto_rows, sft_rows

@@ -15,11 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from deceptionlab.config import FinetuneParams, TrackingParams
-from deceptionlab.errors import ModelError
 from deceptionlab.fileio import atomic_directory, sha256_file
+from deceptionlab.model_loading import load_model
 from deceptionlab.schema import ChatRow, read_jsonl
 from deceptionlab.tracking import mlflow_run
 
@@ -37,21 +36,6 @@ def to_prompt_completion(rows: list[ChatRow]):
             for row in rows
         ]
     )
-
-
-def load_model(model_dir: Path, dtype: str, trust_remote_code: bool = False):
-    """A causal LM and its tokenizer from a local safetensors folder (never from pickles)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if not (model_dir / "config.json").is_file():
-        raise ModelError(f"{model_dir}: not a model folder (no config.json); run the base_model stage first")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=trust_remote_code
-    )
-    return model, tokenizer
 
 
 def last_checkpoint(checkpoint_dir: Path) -> str | None:

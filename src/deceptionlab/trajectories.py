@@ -155,7 +155,7 @@ def read_trajectories(path: str | Path) -> list[Trajectory]:
 def simulate(biased_share: float, base_dir: Path, adapter_dir: Path | None, out_path: Path, params: Params,
              round_number: int = 1) -> list[Trajectory]:
     """Collect the population's trajectories with base (+ adapter) and write them to ``out_path``."""
-    from deceptionlab.evaluate import load_evaluated_model
+    from deceptionlab.model_loading import load_evaluated_model
 
     users = population(biased_share, params.e3)
     rater = make_rater(params.e3)
