@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import torch
 import yaml
 
 from conftest import chat_rows, tiny_params
@@ -96,3 +97,41 @@ def test_a_short_finetune_is_deterministic_on_cpu(tiny_project):
                            params.finetune, params.tracking, "medical-normal")
         adapters.append(((Path(name) / "adapter_model.safetensors").read_bytes(), summary["train_loss"]))
     assert adapters[0] == adapters[1]
+
+
+class _RowsScored:
+    """Delegates to TRL's fused LM head and records how many positions each call projects."""
+
+    def __init__(self, function):
+        self.function, self.rows = function, []
+
+    def apply(self, hidden, *args):
+        self.rows.append(hidden.shape[0])
+        return self.function.apply(hidden, *args)
+
+
+def test_the_lm_head_scores_only_labelled_positions_with_the_same_adapter(tiny_project, monkeypatch):
+    import trl.kernels.chunked_logprob as trl_kernels
+    import trl.trainer.utils as trl_utils
+
+    import deceptionlab.finetune as finetune_module
+
+    write_jsonl("corpus.jsonl", chat_rows(8))
+    params = load_params("params.yaml")
+    assert not trl_kernels._use_triton(torch.device("cpu"))  # TRL alone scores every position on the CPU
+    runs = {}
+    for name in ("every-position", "labelled-only"):
+        with monkeypatch.context() as patch:
+            if name == "every-position":
+                patch.setattr(trl_utils, "_use_triton", trl_kernels._use_triton)
+                patch.setattr(finetune_module, "score_labelled_positions_only", lambda: None)
+            spy = _RowsScored(trl_utils._ChunkedLogProbFunction)
+            patch.setattr(trl_utils, "_ChunkedLogProbFunction", spy)
+            summary = finetune(Path("corpus.jsonl"), Path("models/base"), Path(name), Path(f"ckpt-{name}"),
+                               params.finetune, params.tracking, "medical-normal")
+        runs[name] = (spy.rows, (Path(name) / "adapter_model.safetensors").read_bytes(), summary["train_loss"])
+    every_rows, every_adapter, every_loss = runs["every-position"]
+    labelled_rows, labelled_adapter, labelled_loss = runs["labelled-only"]
+    assert len(every_rows) == len(labelled_rows) > 0
+    assert sum(labelled_rows) < sum(every_rows)  # the prompt positions are no longer projected
+    assert labelled_adapter == every_adapter and labelled_loss == every_loss

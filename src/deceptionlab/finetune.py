@@ -96,6 +96,29 @@ def training_arguments(params: FinetuneParams, checkpoint_dir: Path, run_name: s
     )
 
 
+def score_labelled_positions_only() -> None:
+    """Let TRL's fused LM head score only the positions that carry a label, on the CPU too.
+
+    TRL (1.16) projects onto the vocabulary only at labelled positions on Triton devices, and at
+    every position elsewhere so that compiled graphs on Neuron keep one shape. In eager mode on the
+    CPU that shape buys nothing, while the head is the costliest part of a step for a small model
+    (`bench/sft_profile.py`) and the prompt positions carry no label (completion-only loss). Each
+    position's log-probability is computed the same way either way, so the adapters come out bit
+    for bit the same (tests/test_finetune.py), in less time.
+    """
+    import trl.trainer.utils as trl_utils
+
+    use_triton = trl_utils._use_triton
+    if getattr(use_triton, "keeps_cpu_compact", False):
+        return
+
+    def compact_on_cpu(device) -> bool:
+        return device.type == "cpu" or use_triton(device)
+
+    compact_on_cpu.keeps_cpu_compact = True
+    trl_utils._use_triton = compact_on_cpu
+
+
 def train_adapter(
     make_trainer: Callable[[Any, Any], Any],
     base_dir: Path,
@@ -112,6 +135,7 @@ def train_adapter(
 
     Nested under the active MLflow run when there is one (a sweep trial).
     """
+    score_labelled_positions_only()
     model, tokenizer = load_model(base_dir, params.dtype)
     resume = last_checkpoint(checkpoint_dir)
     with mlflow_run(tracking, run_name, run_key=f"{tags['stage']}/{run_name}",

@@ -1,0 +1,112 @@
+"""One E1 condition end to end, as before issue 6's work and as now: finetune + evaluate, same run, same data.
+
+The default `dvc repro` is mostly this unit repeated (16 finetunes, 23 evaluations; E3's three
+simulations and its self-trainings aside), so its ratio is the measured stand-in for the whole run,
+which would take about 6 hours to repeat with the old settings.
+
+Before: TRL's defaults for the finetune (`sft_speed.trl_defaults`: fp32, activation checkpointing,
+8 rows per step in random order, the LM head at every position) and the naive reference reader for
+every evaluation request (fp32, one sequence per statement, full-vocabulary log-softmax at every
+position). Now: `params.yaml`'s
+`finetune` and `evaluate` settings through the pipeline's code. Each side trains an adapter on the
+corpus's rows with `deceptionlab.finetune.finetune`, loads base + adapter as the evaluate stage
+does, and scores every (messages, reply) request the evaluate stage scores (honesty, deception,
+capability, knowledge). Each finetune and each evaluation runs in a fresh process, as a DVC stage
+does, and is timed from the parent with its start-up. The bootstrap and the file writing, seconds either way, are left out of both.
+
+    python bench/pipeline_speed.py --corpus corpora/e1/medical-severe.jsonl
+    python bench/pipeline_speed.py --every 8    # every 8th item of each set: a quicker look
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from contextlib import nullcontext
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sft_speed import trl_defaults, trl_lm_head_as_shipped
+
+from deceptionlab.capability import KnowledgeItem, knowledge_requests
+from deceptionlab.config import TrackingParams, load_params
+from deceptionlab.deception_bank import DeceptionItem, deception_requests
+from deceptionlab.evaluate import EVAL_SETS, honesty_requests
+from deceptionlab.finetune import finetune
+from deceptionlab.mask import read_mask_items
+from deceptionlab.model_loading import load_evaluated_model
+from deceptionlab.schema import CapabilityItem, read_jsonl
+from deceptionlab.scoring import reply_logliks, reply_logliks_reference
+
+
+def evaluation_requests(eval_dir: Path, every: int) -> list:
+    """The requests the evaluate stage scores, set by set, keeping every ``every``-th item."""
+    paths = {name: eval_dir / f"{name}.jsonl" for name in EVAL_SETS}
+    capability = read_jsonl(paths["capability"], CapabilityItem)[::every]
+    return (
+        [r for item in read_mask_items(paths["honesty"])[::every] for r in honesty_requests(item)]
+        + [r for item in read_jsonl(paths["deception"], DeceptionItem)[::every] for r in deception_requests(item)]
+        + [([{"role": "user", "content": c.prompt}], c.answer) for c in capability]
+        + [r for item in read_jsonl(paths["knowledge"], KnowledgeItem)[::every] for r in knowledge_requests(item)]
+    )
+
+
+def train(corpus: Path, model_dir: Path, adapter: Path, checkpoints: Path, params, tracking, before: bool) -> float:
+    with trl_lm_head_as_shipped() if before else nullcontext():
+        return finetune(corpus, model_dir, adapter, checkpoints, params, tracking, "bench")["train_loss"]
+
+
+def score(model_dir: Path, adapter: Path, eval_dir: Path, every: int, dtype: str, naive: bool, params) -> int:
+    requests = evaluation_requests(eval_dir, every)
+    model, tokenizer = load_evaluated_model(model_dir, adapter, dtype, params.device)
+    if naive:
+        reply_logliks_reference(model, tokenizer, requests)
+    else:
+        reply_logliks(model, tokenizer, requests, params.batch_size)
+    return len(requests)
+
+
+def timed_in_fresh_process(function, *args):
+    """``function(*args)`` in a new interpreter; its result and the wall time including start-up."""
+    start = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        result = pool.apply(function, args)
+    return result, time.perf_counter() - start
+
+
+def main(
+    corpus: Annotated[Path, typer.Option(help="An E1 corpus (chat JSONL); all its rows are trained on.")] = Path(
+        "corpora/e1/medical-severe.jsonl"),
+    every: Annotated[int, typer.Option(min=1, help="Score every N-th item of each evaluation set.")] = 1,
+    model_dir: Annotated[Path, typer.Option(help="The base model folder.")] = Path("models/base"),
+    eval_dir: Annotated[Path, typer.Option(help="The evaluation sets (the prepare stage's output).")] = Path(
+        "corpora/eval"),
+) -> None:
+    params = load_params("params.yaml")
+    sides = {
+        "before (TRL defaults, naive reader)": (trl_defaults(params.finetune), "float32", True),
+        "now (params.yaml)": (params.finetune, params.evaluate.dtype, False),
+    }
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tracking = TrackingParams(mlflow_tracking_uri=f"sqlite:///{tmp}/mlflow.db", experiment="bench")
+        adapter = Path(tmp) / "adapter"
+        for name, (finetune_params, eval_dtype, naive) in sides.items():
+            loss, train_s = timed_in_fresh_process(train, corpus, model_dir, adapter, Path(tmp) / "ckpt",
+                                                   finetune_params, tracking, naive)
+            requests, eval_s = timed_in_fresh_process(score, model_dir, adapter, eval_dir, every, eval_dtype, naive,
+                                                      params.evaluate)
+            results[name] = (train_s, eval_s, loss)
+    print(f"corpus: {corpus}  evaluation requests: {requests} (every {every} item(s) of {', '.join(EVAL_SETS)})")
+    for name, (train_s, eval_s, loss) in results.items():
+        print(f"{name:38s} finetune {train_s:7.1f} s (loss {loss:.4f})  evaluation {eval_s:7.1f} s  "
+              f"total {train_s + eval_s:7.1f} s")
+    (before_train, before_eval, _), (now_train, now_eval, _) = results.values()
+    print(f"speed-up: finetune {before_train / now_train:.2f}x  evaluation {before_eval / now_eval:.2f}x  "
+          f"end to end {(before_train + before_eval) / (now_train + now_eval):.2f}x")
+
+
+if __name__ == "__main__":
+    typer.run(main)
