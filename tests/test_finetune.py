@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -36,6 +37,19 @@ def test_finetune_writes_a_safetensors_adapter_and_an_mlflow_run(tiny_project):
     assert len(run.data.params["corpus.sha256"]) == 64
     losses = mlflow.MlflowClient(params.tracking.mlflow_tracking_uri).get_metric_history(run.info.run_id, "loss")
     assert len(losses) == 4
+
+
+
+def test_the_adapter_lists_its_target_modules_in_a_fixed_order(tiny_project):
+    # PEFT's own order follows the string hash seed; a fixed one lets reruns hash the same for DVC.
+    write_jsonl("corpus.jsonl", chat_rows(4))
+    params = load_params("params.yaml")
+    modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    settings = params.finetune.model_copy(update={"target_modules": modules})
+    finetune(Path("corpus.jsonl"), Path("models/base"), Path("adapter"), Path("ckpt"), settings, params.tracking,
+             "medical-normal")
+    written = json.loads((Path("adapter") / "adapter_config.json").read_text())["target_modules"]
+    assert written == sorted(modules)
 
 
 def test_last_checkpoint_skips_half_written_ones(tmp_path):

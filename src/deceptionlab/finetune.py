@@ -10,6 +10,7 @@ a killed run picks up from its last checkpoint when the stage runs again.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -119,6 +120,15 @@ def score_labelled_positions_only() -> None:
     trl_utils._use_triton = compact_on_cpu
 
 
+def sort_target_modules(config_path: Path) -> None:
+    """PEFT keeps ``target_modules`` as a set and writes it in string-hash order, which changes with
+    every interpreter; sorted, the same weights give the same adapter folder, so DVC sees no change."""
+    config = json.loads(config_path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def train_adapter(
     make_trainer: Callable[[Any, Any], Any],
     base_dir: Path,
@@ -149,6 +159,7 @@ def train_adapter(
         result = trainer.train(resume_from_checkpoint=resume)
         with atomic_directory(adapter_dir) as tmp:
             trainer.model.save_pretrained(tmp, safe_serialization=True)
+            sort_target_modules(Path(tmp) / "adapter_config.json")
         mlflow.log_artifacts(str(adapter_dir), artifact_path="adapter")
         summary: dict[str, Any] = {"train_loss": float(result.training_loss), "global_step": float(result.global_step)}
         mlflow.log_metrics({f"final_{k}": v for k, v in summary.items()})
