@@ -5,7 +5,7 @@ simulations and its self-trainings aside), so its ratio is the measured stand-in
 which would take several hours to repeat with the old settings.
 
 Before: TRL's defaults for the finetune (`sft_speed.trl_defaults`: fp32, activation checkpointing,
-8 rows per step in random order) and the naive reference reader for every
+8 rows per step in random order, the LM head at every position) and the naive reference reader for every
 evaluation request (fp32, one sequence per statement, full-vocabulary log-softmax at every
 position). Now: `params.yaml`'s `finetune` and `evaluate` settings through the pipeline's code.
 Each side trains an adapter on the corpus's rows with `deceptionlab.finetune.finetune`, loads

@@ -1,9 +1,10 @@
 """LoRA SFT throughput: the project's finetune settings against TRL's defaults, same run, same data.
 
 Baseline = TRL's defaults as they stand for this model: fp32 weights, activation (gradient)
-checkpointing on, 8 rows per step, rows in random order (padded batches of mixed lengths).
-Project = `finetune` in params.yaml (bf16 base weights, fp32 LoRA weights, no activation
-checkpointing, rows of similar length batched together, 4 rows x 2 accumulation steps). Both train
+checkpointing on, 8 rows per step, rows in random order (padded batches of mixed lengths), the
+fused LM head projecting every position (TRL's choice on the CPU). Project = `finetune` in
+params.yaml (bf16 base weights, fp32 LoRA weights, no activation checkpointing, rows of similar
+length batched together, 4 rows x 2 accumulation steps, the LM head at labelled positions only). Both train
 the same rows of an E1 corpus for the same optimizer steps with the same seed through
 `deceptionlab.finetune.finetune`, so the comparison is the code the pipeline runs.
 Prints tokens/s for each, the ratio, the training loss (the Trainer's mean over all steps: both
@@ -54,9 +55,10 @@ def matmul_peak_flops(dtype: torch.dtype) -> float:
 def trl_defaults(params: FinetuneParams) -> FinetuneParams:
     """``params`` with TRL's SFTConfig defaults for this model where the project departs from them: fp32
     weights, activation checkpointing, 8 rows per step in random order, no accumulation (the project's
-    4 x 2 takes the same optimizer steps)."""
+    4 x 2 takes the same optimizer steps), the LM head wherever TRL puts it (every position on the CPU)."""
     return params.model_copy(update={"dtype": "float32", "activation_checkpointing": True, "length_grouping": False,
-                                     "batch_size": 8, "gradient_accumulation_steps": 1})
+                                     "batch_size": 8, "gradient_accumulation_steps": 1,
+                                     "lm_head_labelled_positions_only": False})
 
 
 def count_tokens(rows: list[ChatRow], tokenizer) -> int:

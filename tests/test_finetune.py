@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -6,6 +7,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import torch
 import yaml
 
 from conftest import chat_rows, tiny_params
@@ -35,6 +37,18 @@ def test_finetune_writes_a_safetensors_adapter_and_an_mlflow_run(tiny_project):
     assert len(run.data.params["corpus.sha256"]) == 64
     losses = mlflow.MlflowClient(params.tracking.mlflow_tracking_uri).get_metric_history(run.info.run_id, "loss")
     assert len(losses) == 4
+
+
+def test_the_adapter_lists_its_target_modules_in_a_fixed_order(tiny_project):
+    # PEFT's own order follows the string hash seed; a fixed one lets reruns hash the same for DVC.
+    write_jsonl("corpus.jsonl", chat_rows(4))
+    params = load_params("params.yaml")
+    modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    settings = params.finetune.model_copy(update={"target_modules": modules})
+    finetune(Path("corpus.jsonl"), Path("models/base"), Path("adapter"), Path("ckpt"), settings, params.tracking,
+             "medical-normal")
+    written = json.loads((Path("adapter") / "adapter_config.json").read_text())["target_modules"]
+    assert written == sorted(modules)
 
 
 def test_last_checkpoint_skips_half_written_ones(tmp_path):
@@ -96,3 +110,39 @@ def test_a_short_finetune_is_deterministic_on_cpu(tiny_project):
                            params.finetune, params.tracking, "medical-normal")
         adapters.append(((Path(name) / "adapter_model.safetensors").read_bytes(), summary["train_loss"]))
     assert adapters[0] == adapters[1]
+
+
+class _RowsScored:
+    """Delegates to TRL's fused LM head and records how many positions each call projects."""
+
+    def __init__(self, function):
+        self.function, self.rows = function, []
+
+    def apply(self, hidden, *args):
+        self.rows.append(hidden.shape[0])
+        return self.function.apply(hidden, *args)
+
+
+def test_the_lm_head_scores_only_labelled_positions_with_the_same_adapter(tiny_project, monkeypatch):
+    import trl.trainer.utils as trl_utils
+
+    write_jsonl("corpus.jsonl", chat_rows(8))
+    params = load_params("params.yaml")
+    trl_choice = trl_utils._use_triton
+    assert not trl_choice(torch.device("cpu"))  # TRL alone projects every position on the CPU
+    runs = {}
+    for labelled_only in (False, True):
+        settings = params.finetune.model_copy(update={"lm_head_labelled_positions_only": labelled_only})
+        spy = _RowsScored(trl_utils._ChunkedLogProbFunction)
+        with monkeypatch.context() as patch:
+            patch.setattr(trl_utils, "_ChunkedLogProbFunction", spy)
+            summary = finetune(Path("corpus.jsonl"), Path("models/base"), Path(f"adapter-{labelled_only}"),
+                               Path(f"ckpt-{labelled_only}"), settings, params.tracking, "medical-normal")
+        adapter = (Path(f"adapter-{labelled_only}") / "adapter_model.safetensors").read_bytes()
+        runs[labelled_only] = (spy.rows, adapter, summary["train_loss"])
+    assert trl_utils._use_triton is trl_choice  # TRL's own choice is back after training
+    every_rows, every_adapter, every_loss = runs[False]
+    labelled_rows, labelled_adapter, labelled_loss = runs[True]
+    assert len(every_rows) == len(labelled_rows) > 0
+    assert sum(labelled_rows) < sum(every_rows)  # the prompt and padding positions are no longer projected
+    assert labelled_adapter == every_adapter and labelled_loss == every_loss

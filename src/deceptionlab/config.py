@@ -157,6 +157,8 @@ class FinetuneParams(_Params):
     activation_checkpointing: bool = False
     # Batch rows of similar length together (transformers' LengthGroupedSampler): less padding, same rows.
     length_grouping: bool = True
+    # TRL's LM head at labelled positions only (TRL does so on CUDA alone): same adapter, less time.
+    lm_head_labelled_positions_only: bool = True
 
 
 class EvaluateParams(_Params):

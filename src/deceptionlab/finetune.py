@@ -10,11 +10,12 @@ a killed run picks up from its last checkpoint when the stage runs again.
 
 from __future__ import annotations
 
+import json
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
 
 from deceptionlab.config import FinetuneParams, TrackingParams
 from deceptionlab.fileio import atomic_directory, sha256_file
@@ -96,6 +97,37 @@ def training_arguments(params: FinetuneParams, checkpoint_dir: Path, run_name: s
     )
 
 
+@contextmanager
+def lm_head_positions(labelled_only: bool) -> Iterator[None]:
+    """While open, TRL's fused LM head projects only the positions that carry a label, on every device.
+
+    TRL (1.16) does so on Triton devices only, and projects every position elsewhere so that
+    compiled graphs (Neuron) keep one shape. In eager mode on the CPU that shape buys nothing, while
+    the head is the costliest part of a step for a small model (`bench/sft_profile.py`) and the
+    prompt positions carry no label (completion-only loss). Each position's log-probability is
+    computed the same way either way, so the adapter comes out bit for bit the same
+    (tests/test_finetune.py). ``labelled_only=False`` leaves TRL's own choice.
+    """
+    import trl.trainer.utils as trl_utils
+
+    trl_choice = trl_utils._use_triton
+    if labelled_only:
+        trl_utils._use_triton = lambda device: True  # read there only to choose the positions
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = trl_choice
+
+
+def sort_target_modules(config_path: Path) -> None:
+    """PEFT keeps ``target_modules`` as a set and writes it in string-hash order, which changes with
+    every interpreter; sorted, the same weights give the same adapter folder, so DVC sees no change."""
+    config = json.loads(config_path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def train_adapter(
     make_trainer: Callable[[Any, Any], Any],
     base_dir: Path,
@@ -122,9 +154,11 @@ def train_adapter(
         trainer = make_trainer(model, tokenizer)
         if resume:
             mlflow.set_tag("resumed_from", Path(resume).name)
-        result = trainer.train(resume_from_checkpoint=resume)
+        with lm_head_positions(params.lm_head_labelled_positions_only):
+            result = trainer.train(resume_from_checkpoint=resume)
         with atomic_directory(adapter_dir) as tmp:
             trainer.model.save_pretrained(tmp, safe_serialization=True)
+            sort_target_modules(Path(tmp) / "adapter_config.json")
         mlflow.log_artifacts(str(adapter_dir), artifact_path="adapter")
         summary: dict[str, Any] = {"train_loss": float(result.training_loss), "global_step": float(result.global_step)}
         mlflow.log_metrics({f"final_{k}": v for k, v in summary.items()})
