@@ -6,6 +6,7 @@ statements and projects to the vocabulary only at reply positions. Both score th
 the script prints items/s for each, the ratio, and the largest log-likelihood difference.
 
     python bench/eval_speed.py --items 24 --dtype float32
+    python bench/eval_speed.py --items 24 --dtype float32 --matmul-precision medium
     python bench/eval_speed.py --items 24 --dtype bfloat16
 """
 
@@ -20,12 +21,14 @@ import typer
 from deceptionlab.evaluate import honesty_requests
 from deceptionlab.model_loading import load_evaluated_model
 from deceptionlab.honesty_bank import build_honesty_items
-from deceptionlab.scoring import reply_logliks, reply_logliks_reference
+from deceptionlab.scoring import matmul_precision, reply_logliks, reply_logliks_reference
 
 
 def main(
     items: Annotated[int, typer.Option(help="Honesty items to score (evenly spaced over the bank).")] = 24,
     dtype: Annotated[str, typer.Option(help="dtype of the fast reader (the reference is always float32).")] = "float32",
+    precision: Annotated[str, typer.Option("--matmul-precision", help="float32 matmul precision of the fast reader "
+                                           "(highest, high, medium; the reference is always highest).")] = "highest",
     batch_size: Annotated[int, typer.Option(help="Prompts per batch in the fast reader.")] = 16,
     model_dir: Annotated[Path, typer.Option(help="The model folder.")] = Path("models/base"),
 ) -> None:
@@ -40,10 +43,11 @@ def main(
     del reference_model
 
     fast_model, tokenizer = load_evaluated_model(model_dir, None, dtype)
-    reply_logliks(fast_model, tokenizer, requests[:16], batch_size)  # warm-up
-    start = time.perf_counter()
-    fast = reply_logliks(fast_model, tokenizer, requests, batch_size)
-    fast_seconds = time.perf_counter() - start
+    with matmul_precision(precision):
+        reply_logliks(fast_model, tokenizer, requests[:16], batch_size)  # warm-up
+        start = time.perf_counter()
+        fast = reply_logliks(fast_model, tokenizer, requests, batch_size)
+        fast_seconds = time.perf_counter() - start
 
     worst = max(abs(a - b) for a, b in zip(fast, reference, strict=True))
     flips = sum(
@@ -51,7 +55,7 @@ def main(
     )
     print(f"items: {len(chosen)}  requests (statement x prompt): {len(requests)}")
     print(f"reference (float32, naive):  {len(chosen) / reference_seconds:8.2f} items/s")
-    print(f"fast ({dtype}, shared prompt): {len(chosen) / fast_seconds:8.2f} items/s")
+    print(f"fast ({dtype}, matmul precision {precision}, shared prompt): {len(chosen) / fast_seconds:8.2f} items/s")
     print(f"speed-up: {reference_seconds / fast_seconds:.2f}x")
     print(f"max |loglik difference|: {worst:.5f} nats; stance flips: {flips} of {len(fast) // 2}")
 

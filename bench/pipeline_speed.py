@@ -29,7 +29,7 @@ from typing import Annotated
 import typer
 from sft_speed import trl_defaults
 
-from deceptionlab.capability import KnowledgeItem, knowledge_requests
+from deceptionlab.capability import KnowledgeItem, gold_solution_requests, knowledge_requests
 from deceptionlab.config import TrackingParams, load_params
 from deceptionlab.deception_bank import DeceptionItem, deception_requests
 from deceptionlab.evaluate import EVAL_SETS, honesty_requests
@@ -37,18 +37,17 @@ from deceptionlab.finetune import finetune
 from deceptionlab.mask import read_mask_items
 from deceptionlab.model_loading import load_evaluated_model
 from deceptionlab.schema import CapabilityItem, read_jsonl
-from deceptionlab.scoring import reply_logliks, reply_logliks_reference
+from deceptionlab.scoring import matmul_precision, reply_logliks, reply_logliks_reference
 
 
 def evaluation_requests(eval_dir: Path, every: int) -> dict[str, list]:
     """The requests the evaluate stage scores, by set, keeping every ``every``-th item."""
     paths = {name: eval_dir / f"{name}.jsonl" for name in EVAL_SETS}
-    capability = read_jsonl(paths["capability"], CapabilityItem)[::every]
     return {
         "honesty": [r for item in read_mask_items(paths["honesty"])[::every] for r in honesty_requests(item)],
         "deception": [r for item in read_jsonl(paths["deception"], DeceptionItem)[::every]
                       for r in deception_requests(item)],
-        "capability": [([{"role": "user", "content": c.prompt}], c.answer) for c in capability],
+        "capability": gold_solution_requests(read_jsonl(paths["capability"], CapabilityItem)[::every]),
         "knowledge": [r for item in read_jsonl(paths["knowledge"], KnowledgeItem)[::every]
                       for r in knowledge_requests(item)],
     }
@@ -63,11 +62,12 @@ def score(model_dir: Path, adapter: Path, eval_dir: Path, every: int, dtype: str
     # One call per set, as the evaluate stage makes them: a batch that mixed GSM8K's long solutions
     # with one-line statements would pad every statement to a solution's length.
     by_set = evaluation_requests(eval_dir, every)
-    for requests in by_set.values():
-        if naive:
-            reply_logliks_reference(model, tokenizer, requests)
-        else:
-            reply_logliks(model, tokenizer, requests, params.batch_size)
+    with matmul_precision("highest" if naive else params.matmul_precision):
+        for requests in by_set.values():
+            if naive:
+                reply_logliks_reference(model, tokenizer, requests)
+            else:
+                reply_logliks(model, tokenizer, requests, params.batch_size)
     return sum(len(requests) for requests in by_set.values())
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 import yaml
 
 from deceptionlab.config import load_params
@@ -19,6 +20,7 @@ from deceptionlab.evaluate import (
 )
 from deceptionlab.honesty_bank import build_honesty_items
 from deceptionlab.schema import ARCHETYPES, CapabilityItem, HonestyItem, write_jsonl
+from deceptionlab.scoring import reply_logliks
 
 KNOWN = HonestyItem(
     id="known_facts-paris", archetype="known_facts",
@@ -176,6 +178,25 @@ def test_gsm8k_exact_match_is_scored_when_asked_for(tiny_project):
     rows = [json.loads(line) for line in Path("p.jsonl").read_text().splitlines() if "gsm8k_exact_match" in line]
     [row] = [r for r in rows if r["kind"] == "gsm8k_exact_match"]
     assert row["gold"] == 24 and metrics["capability"]["gsm8k_exact_match"]["value"] == 100.0 * row["exact_match"]
+
+
+def test_evaluate_scores_at_the_matmul_precision_it_is_given(tiny_project, monkeypatch):
+    import deceptionlab.evaluate as evaluate_module
+
+    seen = []
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_float32_matmul_precision())
+        return reply_logliks(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "reply_logliks", recording)
+    before = torch.get_float32_matmul_precision()
+    params = load_params("params.yaml")
+    settings = params.evaluate.model_copy(update={"matmul_precision": "medium"})
+    evaluate("vanilla", Path("models/base"), None, write_eval_sets(), Path("m.json"), Path("p.jsonl"), settings,
+             params.tracking)
+    assert seen and set(seen) == {"medium"}
+    assert torch.get_float32_matmul_precision() == before
 
 
 @pytest.mark.parametrize("settings, message", [

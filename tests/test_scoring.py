@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from deceptionlab.errors import DataError
-from deceptionlab.scoring import encode_reply, reply_logliks, reply_logliks_reference
+from deceptionlab.scoring import encode_reply, matmul_precision, reply_logliks, reply_logliks_reference
 
 REQUESTS = [
     ([{"role": "user", "content": "What is the capital of France?"}], "The capital of France is Paris."),
@@ -64,3 +64,15 @@ def test_template_that_does_not_prefix_the_reply_is_refused(tiny_model):
 
     with pytest.raises(DataError, match="prefix"):
         encode_reply(Shuffled(), *REQUESTS[0])
+
+
+def test_matmul_precision_holds_while_open_and_is_restored(tiny_model):
+    model, tokenizer = tiny_model
+    before = torch.get_float32_matmul_precision()
+    exact = reply_logliks(model, tokenizer, REQUESTS, batch_size=2)
+    with matmul_precision("medium"):
+        assert torch.get_float32_matmul_precision() == "medium"
+        reduced = reply_logliks(model, tokenizer, REQUESTS, batch_size=2)
+    assert torch.get_float32_matmul_precision() == before
+    # bf16 matmul inputs (where the CPU has bf16 units; exact elsewhere) move a reply's loglik little.
+    assert reduced == pytest.approx(exact, abs=0.05)

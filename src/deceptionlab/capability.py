@@ -127,6 +127,12 @@ def build_knowledge_items(seed: int) -> list[KnowledgeItem]:
     return items
 
 
+def gold_solution_requests(items: Sequence[CapabilityItem]) -> list[tuple[Messages, str]]:
+    """One (messages, gold solution) request per GSM8K problem: the evaluate stage's capability score
+    is the mean per-token log-likelihood of the gold solution."""
+    return [([{"role": "user", "content": item.prompt}], item.answer) for item in items]
+
+
 def knowledge_requests(item: KnowledgeItem) -> list[tuple[Messages, str]]:
     """The four (messages, letter) requests of an item, in letter order A-D."""
     options = "\n".join(f"{letter}. {option}" for letter, option in zip(LETTERS, item.options, strict=True))

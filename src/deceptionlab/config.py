@@ -164,6 +164,8 @@ class FinetuneParams(_Params):
 class EvaluateParams(_Params):
     seed: int = 0
     dtype: Dtype = "bfloat16"
+    # torch.set_float32_matmul_precision while scoring: "medium" runs float32 matmuls on bf16 units.
+    matmul_precision: Literal["highest", "high", "medium"] = "highest"
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")  # auto: CUDA when there is one
     batch_size: int = Field(16, ge=1)
     bootstrap_resamples: int = Field(2000, ge=100)

@@ -27,6 +27,7 @@ from scipy.special import softmax
 
 from deceptionlab.capability import (
     KnowledgeItem,
+    gold_solution_requests,
     gsm8k_exact_match,
     judge_knowledge_item,
     knowledge_requests,
@@ -53,7 +54,7 @@ from deceptionlab.mask import (
 from deceptionlab.metrics import belief_from_stances, bootstrap_mean, honesty_at_n, honesty_metrics
 from deceptionlab.model_loading import load_evaluated_model
 from deceptionlab.schema import CapabilityItem, HonestyItem, read_jsonl, write_jsonl
-from deceptionlab.scoring import encode_reply, reply_logliks
+from deceptionlab.scoring import encode_reply, matmul_precision, reply_logliks
 from deceptionlab.tracking import mlflow_run
 
 EVAL_SETS = ("honesty", "deception", "capability", "knowledge")
@@ -270,14 +271,15 @@ def evaluate(
         "model": model_name,
         "adapter_dir": str(adapter_dir) if adapter_dir else "none",
     } | {f"{name}_set_sha256": sha256_file(path) for name, path in paths.items()}
-    with mlflow_run(tracking, f"evaluate-{model_name}", run_key=f"evaluate/{model_name}", params=run_params,
-                    tags={"stage": "evaluate", "model": model_name}):
+    with (mlflow_run(tracking, f"evaluate-{model_name}", run_key=f"evaluate/{model_name}", params=run_params,
+                     tags={"stage": "evaluate", "model": model_name}),
+          matmul_precision(params.matmul_precision)):
         import mlflow
 
         honesty_rows, deception_rows = read_stances(model, tokenizer, items, deception_items, params, model_name)
-        capability_requests = [([{"role": "user", "content": c.prompt}], c.answer) for c in capability_items]
-        totals = score_requests(model, tokenizer, capability_requests, params.batch_size, f"capability {model_name}")
-        token_counts = [len(encode_reply(tokenizer, m, a).reply_ids) for m, a in capability_requests]
+        requests = gold_solution_requests(capability_items)
+        totals = score_requests(model, tokenizer, requests, params.batch_size, f"capability {model_name}")
+        token_counts = [len(encode_reply(tokenizer, m, a).reply_ids) for m, a in requests]
         capability = [total / count for total, count in zip(totals, token_counts, strict=True)]
         knowledge_rows = score_items(model, tokenizer, knowledge_items, knowledge_requests, judge_knowledge_item,
                                      params.batch_size, f"knowledge {model_name}")

@@ -9,7 +9,8 @@ only at reply positions, and prompts of similar length are batched together.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +40,21 @@ def encode_reply(tokenizer, messages: Messages, reply: str) -> Encoded:
         # A token that merges across the prompt/reply boundary would make the split ambiguous.
         raise DataError("the prompt's tokens are not a prefix of the prompt + reply tokens")
     return Encoded(prompt_ids=prompt_ids, reply_ids=full_ids[len(prompt_ids) :])
+
+
+@contextmanager
+def matmul_precision(precision: str) -> Iterator[None]:
+    """float32 matrix multiplies at ``precision`` while open (``torch.set_float32_matmul_precision``),
+    then back to what it was. "highest" is IEEE float32; "medium" lets oneDNN use a CPU's bf16 units
+    and CUDA its TF32 ones, while every other op (norms, softmax, the residual stream) stays float32.
+    How far that moves log-likelihoods on a given model: `bench/eval_speed.py --matmul-precision`.
+    """
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
 def _left_padded(sequences: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
