@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -26,9 +26,9 @@ from deceptionlab.scoring import matmul_precision, reply_logliks, reply_logliks_
 
 def main(
     items: Annotated[int, typer.Option(help="Honesty items to score (evenly spaced over the bank).")] = 24,
-    dtype: Annotated[str, typer.Option(help="dtype of the fast reader (the reference is always float32).")] = "float32",
-    precision: Annotated[str, typer.Option("--matmul-precision", help="float32 matmul precision of the fast reader "
-                                           "(highest, high, medium; the reference is always highest).")] = "highest",
+    dtype: Annotated[Literal["float32", "bfloat16", "float16"], typer.Option(help="dtype of the fast reader (the reference is always float32).")] = "float32",
+    precision: Annotated[Literal["highest", "high", "medium"], typer.Option(
+        "--matmul-precision", help="float32 matmul precision of the fast reader (the reference: highest).")] = "highest",
     batch_size: Annotated[int, typer.Option(help="Prompts per batch in the fast reader.")] = 16,
     model_dir: Annotated[Path, typer.Option(help="The model folder.")] = Path("models/base"),
 ) -> None:
