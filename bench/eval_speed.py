@@ -26,7 +26,8 @@ from deceptionlab.scoring import matmul_precision, reply_logliks, reply_logliks_
 
 def main(
     items: Annotated[int, typer.Option(help="Honesty items to score (evenly spaced over the bank).")] = 24,
-    dtype: Annotated[Literal["float32", "bfloat16", "float16"], typer.Option(help="dtype of the fast reader (the reference is always float32).")] = "float32",
+    dtype: Annotated[Literal["float32", "bfloat16", "float16"], typer.Option(
+        help="dtype of the fast reader (the reference is always float32).")] = "float32",
     precision: Annotated[Literal["highest", "high", "medium"], typer.Option(
         "--matmul-precision", help="float32 matmul precision of the fast reader (the reference: highest).")] = "highest",
     batch_size: Annotated[int, typer.Option(help="Prompts per batch in the fast reader.")] = 16,
