@@ -77,9 +77,12 @@ def _shared_prompt_loglik(model, prompts: Sequence[list[int]], replies: Sequence
     prompt_ids, prompt_mask = _left_padded(prompts, pad_id)
     # Explicit positions: left padding must not shift the rotary positions of the real tokens.
     prompt_positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
+    # The last position by index, not `logits_to_keep=1`: the slice that the int takes is strided, and
+    # torch's matmul then runs the LM head as a batched product over a copy of its weight.
     prompt_out = model(
         input_ids=prompt_ids.to(device), attention_mask=prompt_mask.to(device),
-        position_ids=prompt_positions.to(device), use_cache=True, logits_to_keep=1,
+        position_ids=prompt_positions.to(device), use_cache=True,
+        logits_to_keep=torch.tensor([prompt_ids.shape[1] - 1], device=device),
     )
     first_logprobs = torch.log_softmax(prompt_out.logits[:, -1].float(), dim=-1)  # predicts reply token 0
     rows = torch.tensor([row for row, _ in replies], device=device)
@@ -94,17 +97,23 @@ def _shared_prompt_loglik(model, prompts: Sequence[list[int]], replies: Sequence
         reply_mask[index, : len(ids)] = 1
     reply_ids, reply_mask = reply_ids.to(device), reply_mask.to(device)
     prompt_lengths = prompt_mask.sum(dim=1).to(device)[rows]
+    # Position j predicts reply token j + 1: project only the positions followed by a reply token
+    # (neither the last one nor the padding), as one flat (positions, vocabulary) block.
+    predicting = torch.zeros_like(reply_mask, dtype=torch.bool)
+    predicting[:, :-1] = reply_mask[:, 1:].bool()
     logits = model(
         input_ids=reply_ids,
         attention_mask=torch.cat([prompt_mask.to(device)[rows], reply_mask], dim=1),
         position_ids=prompt_lengths[:, None] + torch.arange(width, device=device)[None, :],
         cache=cache,
         use_cache=True,
+        logits_to_keep=predicting,
     ).logits.float()
-    # logits[:, j] predicts reply token j + 1; the last position predicts nothing.
-    later = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, reply_ids[:, 1:, None]).squeeze(-1)
+    targets = reply_ids[:, 1:][predicting[:, :-1]]
+    later = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1)
+    reply_of_position = predicting.nonzero()[:, 0]
     first = first_logprobs[rows].gather(-1, reply_ids[:, :1]).squeeze(-1)
-    return (first + (later * reply_mask[:, 1:]).sum(dim=1)).tolist()
+    return first.index_add(0, reply_of_position, later).tolist()
 
 
 @torch.inference_mode()
