@@ -208,20 +208,27 @@ def sweep_command(study: str, n_trials: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "deceptionlab.cli", "sweep", "--study", study, "--n-trials", str(n_trials), *extra]
 
 
-def trial_under_way(study: str, storage: str, tracking_uri: str, alive=lambda: True) -> optuna.trial.FrozenTrial | None:
-    """Poll until a trial is RUNNING and its MLflow run has started; None if ``alive()`` turns false first."""
+def trial_under_way(study: str, storage: str, tracking_uri: str, alive=lambda: True,
+                    number: int | None = None) -> optuna.trial.FrozenTrial | None:
+    """A trial (numbered ``number``, if given) that is RUNNING and whose MLflow run is RUNNING, polled
+    for until ``alive()`` turns false (checked after the first look); None if there is none by then."""
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and alive():
+    while True:
         try:
-            running = study_of(study, storage).get_trials(states=(TrialState.RUNNING,))
+            running = [t for t in study_of(study, storage).get_trials(states=(TrialState.RUNNING,))
+                       if number in (None, t.number)]
         except (KeyError, sqlalchemy.exc.OperationalError):  # the storage or the study is not there yet
             running = []
         # The worker creates the MLflow database before the study: reading it now races with no one.
         if running and [r for r in runs(tracking_uri) if r.info.status == "RUNNING"
                         and r.data.tags.get("optuna_trial_number") == str(running[0].number)]:
-            return running[0]
+            # Read again: the first read can predate the trial's parameters, which precede its run.
+            trial = study_of(study, storage).trials[running[0].number]
+            if trial.state == TrialState.RUNNING:
+                return trial
+        if time.monotonic() > deadline or not alive():
+            return None
         time.sleep(0.2)
-    return None
 
 
 def test_an_interrupted_and_a_killed_worker_leave_no_running_trial_and_the_study_completes(sweep_project):
@@ -239,17 +246,25 @@ def test_an_interrupted_and_a_killed_worker_leave_no_running_trial_and_the_study
         assert trial is not None, log.read_text()[-3000:]
         return worker, trial
 
+    def interrupt(worker: subprocess.Popen, trial: optuna.trial.FrozenTrial) -> int:
+        """Ctrl-C, again only while the trial runs on untouched: Python drops a KeyboardInterrupt raised
+        in a GC callback. Not again once the worker has ended the trial's MLflow run or the trial (a
+        second Ctrl-C would cut its cleanup short), and soon enough that the trial (seconds) is not over."""
+        for _ in range(10):
+            worker.send_signal(signal.SIGINT)
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                if worker.poll() is not None or not trial_under_way("crash", storage, uri, alive=lambda: False,
+                                                                    number=trial.number):
+                    return worker.wait(timeout=120)
+                time.sleep(0.1)
+        raise AssertionError(f"the worker ignored 10 Ctrl-Cs: {log.read_text()[-3000:]}")
+
     # Ctrl-C mid-trial: the trial is FAIL, its MLflow runs KILLED, its parameters queued again.
     worker, interrupted = start_worker()
-    for _ in range(5):  # Ctrl-C again if need be: Python drops a KeyboardInterrupt raised in a GC callback
-        worker.send_signal(signal.SIGINT)
-        try:
-            assert worker.wait(timeout=5) == 130  # the shell convention for a command ended by SIGINT
-            break
-        except subprocess.TimeoutExpired:
-            continue
+    assert interrupt(worker, interrupted) == 130, log.read_text()[-3000:]  # the shell's code for "ended by SIGINT"
     trials = study_of("crash", storage).trials
-    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING], log.read_text()[-3000:]
     assert trials[1].params == interrupted.params and trials[1].system_attrs["failed_trial"] == interrupted.number
     assert not [r for r in runs(uri) if r.info.status == "RUNNING"]
     statuses = {r.info.run_name: r.info.status for r in runs(uri) if r.data.tags.get("stage", "").startswith("sweep")}
