@@ -47,6 +47,17 @@ def test_batched_fast_path_equals_the_naive_reference(tiny_model, batch_size):
     assert len(set(round(x, 3) for x in fast)) == len(fast)  # the requests really differ
 
 
+def test_eager_attention_scores_as_the_reference(tiny_model, tiny_model_dir):
+    from deceptionlab.model_loading import load_evaluated_model
+
+    model, tokenizer = tiny_model
+    eager, _ = load_evaluated_model(tiny_model_dir, None, "float32", "cpu")
+    eager.set_attn_implementation("eager")
+    assert eager.config._attn_implementation == "eager" and model.config._attn_implementation == "sdpa"
+    reference = reply_logliks_reference(model, tokenizer, REQUESTS)
+    assert reply_logliks(eager, tokenizer, REQUESTS, batch_size=8) == pytest.approx(reference, abs=1e-4)
+
+
 def test_progress_reports_every_request(tiny_model):
     model, tokenizer = tiny_model
     seen = []
