@@ -59,6 +59,7 @@ def train(corpus: Path, model_dir: Path, adapter: Path, checkpoints: Path, param
 
 def score(model_dir: Path, adapter: Path, eval_dir: Path, every: int, dtype: str, naive: bool, params) -> int:
     model, tokenizer = load_evaluated_model(model_dir, adapter, dtype, params.device)
+    model.set_attn_implementation("sdpa" if naive else params.attn_implementation)
     # One call per set, as the evaluate stage makes them: a batch that mixed GSM8K's long solutions
     # with one-line statements would pad every statement to a solution's length.
     by_set = evaluation_requests(eval_dir, every)

@@ -180,22 +180,22 @@ def test_gsm8k_exact_match_is_scored_when_asked_for(tiny_project):
     assert row["gold"] == 24 and metrics["capability"]["gsm8k_exact_match"]["value"] == 100.0 * row["exact_match"]
 
 
-def test_evaluate_scores_at_the_matmul_precision_it_is_given(tiny_project, monkeypatch):
+def test_evaluate_scores_at_the_matmul_precision_and_with_the_attention_it_is_given(tiny_project, monkeypatch):
     import deceptionlab.evaluate as evaluate_module
 
     seen = []
 
-    def recording(*args, **kwargs):
-        seen.append(torch.get_float32_matmul_precision())
-        return reply_logliks(*args, **kwargs)
+    def recording(model, *args, **kwargs):
+        seen.append((torch.get_float32_matmul_precision(), model.config._attn_implementation))
+        return reply_logliks(model, *args, **kwargs)
 
     monkeypatch.setattr(evaluate_module, "reply_logliks", recording)
     before = torch.get_float32_matmul_precision()
     params = load_params("params.yaml")
-    settings = params.evaluate.model_copy(update={"matmul_precision": "medium"})
+    settings = params.evaluate.model_copy(update={"matmul_precision": "medium", "attn_implementation": "eager"})
     evaluate("vanilla", Path("models/base"), None, write_eval_sets(), Path("m.json"), Path("p.jsonl"), settings,
              params.tracking)
-    assert seen and set(seen) == {"medium"}
+    assert seen and set(seen) == {("medium", "eager")}
     assert torch.get_float32_matmul_precision() == before
 
 
@@ -203,6 +203,7 @@ def test_evaluate_scores_at_the_matmul_precision_it_is_given(tiny_project, monke
     ({"reader": "judge"}, "evaluate.judge"),
     ({"honesty_at_n": [1, 5, 1]}, "twice"),
     ({"device": "gpu"}, "device"),
+    ({"attn_implementation": "flash"}, "attn_implementation"),
 ])
 def test_evaluate_settings_are_checked(tiny_project, settings, message):
     text = Path("params.yaml").read_text()

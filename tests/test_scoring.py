@@ -47,6 +47,17 @@ def test_batched_fast_path_equals_the_naive_reference(tiny_model, batch_size):
     assert len(set(round(x, 3) for x in fast)) == len(fast)  # the requests really differ
 
 
+def test_eager_attention_scores_as_the_reference(tiny_model, tiny_model_dir):
+    from deceptionlab.model_loading import load_evaluated_model
+
+    model, tokenizer = tiny_model
+    eager, _ = load_evaluated_model(tiny_model_dir, None, "float32", "cpu")
+    eager.set_attn_implementation("eager")
+    assert eager.config._attn_implementation == "eager" and model.config._attn_implementation == "sdpa"
+    reference = reply_logliks_reference(model, tokenizer, REQUESTS)
+    assert reply_logliks(eager, tokenizer, REQUESTS, batch_size=8) == pytest.approx(reference, abs=1e-4)
+
+
 def test_progress_reports_every_request(tiny_model):
     model, tokenizer = tiny_model
     seen = []
@@ -76,3 +87,24 @@ def test_matmul_precision_holds_while_open_and_is_restored(tiny_model):
     assert torch.get_float32_matmul_precision() == before
     # bf16 matmul inputs (where the CPU has bf16 units; exact elsewhere) move a reply's loglik little.
     assert reduced == pytest.approx(exact, abs=0.05)
+
+
+def test_the_tokens_a_batchs_prompts_share_run_once(tiny_model):
+    model, tokenizer = tiny_model
+    countries = ["France", "Spain", "Italy"]
+    requests = [([{"role": "user", "content": f"What is the capital of {country}?"}], f"It is {answer}.")
+                for country in countries for answer in ("Paris", "Rome")]
+    prompts = [encode_reply(tokenizer, messages, "").prompt_ids for messages, _ in requests[::2]]
+    replies = [encode_reply(tokenizer, *request).reply_ids for request in requests]
+    shared = next(i for i, tokens in enumerate(zip(*prompts)) if len(set(tokens)) > 1)
+    embedded = []
+    hook = model.get_input_embeddings().register_forward_hook(lambda _m, args, _o: embedded.append(args[0].numel()))
+    try:
+        fast = reply_logliks(model, tokenizer, requests, batch_size=3)
+    finally:
+        hook.remove()
+    # The shared tokens once, then each prompt's own tokens, then every reply (each padded to the longest).
+    own = max(len(p) for p in prompts) - shared
+    assert sum(embedded) == shared + len(prompts) * own + len(requests) * max(len(r) for r in replies)
+    assert shared > 0  # the chat template's default system prompt
+    assert fast == pytest.approx(reply_logliks_reference(model, tokenizer, requests), abs=1e-4)

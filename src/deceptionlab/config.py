@@ -166,6 +166,9 @@ class EvaluateParams(_Params):
     dtype: Dtype = "bfloat16"
     # torch.set_float32_matmul_precision while scoring: "medium" runs float32 matmuls on bf16 units.
     matmul_precision: Literal["highest", "high", "medium"] = "highest"
+    # The evaluated model's attention: sdpa (torch's fused kernels: flash attention on CUDA) or eager
+    # (plain matmuls, faster than torch's CPU flash kernel on short prompts: bench/eval_speed.py).
+    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")  # auto: CUDA when there is one
     batch_size: int = Field(16, ge=1)
     bootstrap_resamples: int = Field(2000, ge=100)

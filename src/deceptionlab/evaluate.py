@@ -264,6 +264,7 @@ def evaluate(
     capability_items = read_jsonl(paths["capability"], CapabilityItem)
     knowledge_items = read_jsonl(paths["knowledge"], KnowledgeItem)
     model, tokenizer = load_evaluated_model(base_dir, adapter_dir, params.dtype, params.device)
+    model.set_attn_implementation(params.attn_implementation)
 
     run_params = {
         "evaluate": params.model_dump(exclude={"judge"}),

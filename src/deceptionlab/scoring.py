@@ -2,9 +2,10 @@
 
 The prompt is rendered with the model's chat template; the reply's tokens are those that the
 template adds when the reply is appended as an assistant message (so the end-of-turn token counts:
-the reply is read as the *whole* answer). Speed comes from three things: each prompt runs once and
-its KV cache is shared by all candidate replies to it, the full-vocabulary projection is computed
-only at reply positions, and prompts of similar length are batched together.
+the reply is read as the *whole* answer). Speed comes from four things: each prompt runs once and
+its KV cache is shared by all candidate replies to it, the tokens that all prompts of a batch begin
+with (a chat template's default system prompt, say) run once for the batch, the full-vocabulary
+projection is computed only at reply positions, and prompts of similar length are batched together.
 """
 
 from __future__ import annotations
@@ -67,6 +68,15 @@ def _left_padded(sequences: Sequence[list[int]], pad_id: int) -> tuple[torch.Ten
     return ids, mask
 
 
+def _common_prefix_length(prompts: Sequence[list[int]]) -> int:
+    """How many leading tokens all ``prompts`` share, short of the shortest prompt's last token."""
+    shortest = min(len(p) for p in prompts)
+    for position in range(shortest - 1):
+        if any(p[position] != prompts[0][position] for p in prompts):
+            return position
+    return shortest - 1
+
+
 def _shared_prompt_loglik(model, prompts: Sequence[list[int]], replies: Sequence[tuple[int, list[int]]],
                           pad_id: int) -> list[float]:
     """Score replies that share prompts: each prompt runs once, its KV cache serves all its replies.
@@ -74,15 +84,25 @@ def _shared_prompt_loglik(model, prompts: Sequence[list[int]], replies: Sequence
     ``replies`` holds (index into ``prompts``, reply token ids).
     """
     device = next(model.parameters()).device
-    prompt_ids, prompt_mask = _left_padded(prompts, pad_id)
-    # Explicit positions: left padding must not shift the rotary positions of the real tokens.
-    prompt_positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
+    # The tokens every prompt begins with run once, as one row whose cache is copied to all rows;
+    # every prompt keeps at least its last token, whose logits predict the reply's first.
+    shared = _common_prefix_length(prompts) if len(prompts) > 1 else 0
+    cache = None
+    if shared:
+        cache = model(input_ids=torch.tensor([prompts[0][:shared]], device=device), use_cache=True,
+                      logits_to_keep=torch.tensor([shared - 1], device=device)).cache
+        cache.reorder_cache(torch.zeros(len(prompts), dtype=torch.long, device=device))
+    suffix_ids, suffix_mask = _left_padded([p[shared:] for p in prompts], pad_id)
+    # The padding sits between the shared tokens and each prompt's own, masked out; explicit positions
+    # keep it from shifting the rotary positions of the real tokens.
+    prompt_mask = torch.cat([torch.ones((len(prompts), shared), dtype=torch.long), suffix_mask], dim=1)
+    suffix_positions = shared + (suffix_mask.cumsum(dim=1) - 1).clamp(min=0)
     # The last position by index, not `logits_to_keep=1`: the slice that the int takes is strided, and
     # torch's matmul then runs the LM head as a batched product over a copy of its weight.
     prompt_out = model(
-        input_ids=prompt_ids.to(device), attention_mask=prompt_mask.to(device),
-        position_ids=prompt_positions.to(device), use_cache=True,
-        logits_to_keep=torch.tensor([prompt_ids.shape[1] - 1], device=device),
+        input_ids=suffix_ids.to(device), attention_mask=prompt_mask.to(device),
+        position_ids=suffix_positions.to(device), cache=cache, use_cache=True,
+        logits_to_keep=torch.tensor([suffix_ids.shape[1] - 1], device=device),
     )
     first_logprobs = torch.log_softmax(prompt_out.logits[:, -1].float(), dim=-1)  # predicts reply token 0
     rows = torch.tensor([row for row, _ in replies], device=device)
