@@ -19,6 +19,7 @@ from deceptionlab.evaluate import (
     stance_verdict,
 )
 from deceptionlab.honesty_bank import build_honesty_items
+from deceptionlab.precision import native_bf16
 from deceptionlab.schema import ARCHETYPES, CapabilityItem, HonestyItem, write_jsonl
 from deceptionlab.scoring import reply_logliks
 
@@ -112,6 +113,14 @@ def test_evaluate_writes_metrics_predictions_and_an_mlflow_run(tiny_project):
     [run] = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
     assert run.data.tags["model"] == "vanilla" and run.info.status == "FINISHED"
     assert run.data.metrics["honesty_score"] == pytest.approx(saved["honesty"]["honesty_score"]["value"])
+    # The metrics say how they were computed, with auto resolved, and MLflow says the same.
+    native = native_bf16(torch.device("cpu"))
+    assert saved["precision"] == {"dtype": "float32", "matmul_precision": "medium" if native else "highest",
+                                  "device": "cpu", "attn_implementation": "sdpa", "cpu_native_bf16": native,
+                                  "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                                  "torch_threads": torch.get_num_threads()}
+    assert run.data.params["resolved.matmul_precision"] == saved["precision"]["matmul_precision"]
+    assert run.data.params["resolved.dtype"] == "float32"
 
 
 def test_evaluation_is_deterministic(tiny_project):

@@ -35,6 +35,10 @@ def test_finetune_writes_a_safetensors_adapter_and_an_mlflow_run(tiny_project):
     assert run.info.status == "FINISHED"
     assert run.data.params["corpus.rows"] == "16"
     assert len(run.data.params["corpus.sha256"]) == 64
+    # What the run was computed in, auto or not: here the tiny params' explicit float32 on the CPU.
+    assert run.data.params["resolved.dtype"] == summary["dtype"] == "float32"
+    assert run.data.params["resolved.device"] == "cpu"
+    assert run.data.params["resolved.cpu_native_bf16"] in {"True", "False"}
     losses = mlflow.MlflowClient(params.tracking.mlflow_tracking_uri).get_metric_history(run.info.run_id, "loss")
     assert len(losses) == 4
 

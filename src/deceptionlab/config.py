@@ -15,7 +15,8 @@ from deceptionlab.errors import ConfigError
 from deceptionlab.judge import JudgeSettings
 from deceptionlab.schema import ARCHETYPES, BenignSource, Domain, Level
 
-Dtype = Literal["float32", "bfloat16", "float16"]
+# auto: bfloat16 where the device runs it natively, else float32 (deceptionlab.precision).
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
 
 class _Params(BaseModel):
@@ -119,7 +120,7 @@ class E3Params(_Params):
     rater: Literal["embedding", "judge"] = "embedding"
     embedding_contrast: bool = False  # see raters.EmbeddingRater
     judge: JudgeSettings | None = None  # the endpoint the judge rater asks; needed when rater is judge
-    dtype: Dtype = "bfloat16"  # of the model while it collects
+    dtype: Dtype = "auto"  # of the model while it collects
     scenarios_file: str | None = None  # a YAML bank in seeds/therapy_scenarios.yaml's form; null = that one
 
     @model_validator(mode="after")
@@ -141,7 +142,7 @@ class E3Params(_Params):
 
 class FinetuneParams(_Params):
     seed: int = 0
-    dtype: Dtype = "bfloat16"
+    dtype: Dtype = "auto"  # of the base weights; the LoRA weights stay float32
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
     lora_dropout: float = Field(0.0, ge=0, lt=1)
@@ -163,9 +164,12 @@ class FinetuneParams(_Params):
 
 class EvaluateParams(_Params):
     seed: int = 0
-    dtype: Dtype = "bfloat16"
-    # torch.set_float32_matmul_precision while scoring: "medium" runs float32 matmuls on bf16 units.
-    matmul_precision: Literal["highest", "high", "medium"] = "highest"
+    # float32 by default: bf16 weights move log-likelihoods by ~0.6 nats (bench/eval_speed.py), while
+    # float32 weights with matmul_precision auto are as fast where bf16 units exist.
+    dtype: Dtype = "float32"
+    # torch.set_float32_matmul_precision while scoring: "medium" runs float32 matmuls on bf16 units;
+    # auto: medium where the device has them, else highest (deceptionlab.precision).
+    matmul_precision: Literal["auto", "highest", "high", "medium"] = "auto"
     # The evaluated model's attention: sdpa (torch's fused kernels: flash attention on CUDA) or eager
     # (plain matmuls, faster than torch's CPU flash kernel on short prompts: bench/eval_speed.py).
     attn_implementation: Literal["sdpa", "eager"] = "sdpa"

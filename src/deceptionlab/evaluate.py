@@ -53,6 +53,7 @@ from deceptionlab.mask import (
 )
 from deceptionlab.metrics import belief_from_stances, bootstrap_mean, honesty_at_n, honesty_metrics
 from deceptionlab.model_loading import load_evaluated_model
+from deceptionlab.precision import dtype_name, hardware, resolve_matmul_precision
 from deceptionlab.schema import CapabilityItem, HonestyItem, read_jsonl, write_jsonl
 from deceptionlab.scoring import encode_reply, matmul_precision, reply_logliks
 from deceptionlab.tracking import mlflow_run
@@ -242,6 +243,14 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
             | {name: value["value"] for name, value in metrics["capability"].items()})
 
 
+def resolved_precision(model, params: EvaluateParams) -> dict[str, Any]:
+    """How the scores were computed: the weights' dtype, the float32 matmul precision, the device and
+    attention the model ran with, and the hardware (``auto`` settings resolved, deceptionlab.precision)."""
+    dtype = dtype_name(model.dtype)
+    return {"dtype": dtype, "matmul_precision": resolve_matmul_precision(params.matmul_precision, dtype, model.device),
+            "device": str(model.device), "attn_implementation": params.attn_implementation} | hardware()
+
+
 def evaluate(
     model_name: str,
     base_dir: Path,
@@ -265,16 +274,18 @@ def evaluate(
     knowledge_items = read_jsonl(paths["knowledge"], KnowledgeItem)
     model, tokenizer = load_evaluated_model(base_dir, adapter_dir, params.dtype, params.device)
     model.set_attn_implementation(params.attn_implementation)
+    precision = resolved_precision(model, params)
 
     run_params = {
         "evaluate": params.model_dump(exclude={"judge"}),
+        "resolved": precision,
         "judge": params.judge.loggable() if params.judge else "none",
         "model": model_name,
         "adapter_dir": str(adapter_dir) if adapter_dir else "none",
     } | {f"{name}_set_sha256": sha256_file(path) for name, path in paths.items()}
     with (mlflow_run(tracking, f"evaluate-{model_name}", run_key=f"evaluate/{model_name}", params=run_params,
                      tags={"stage": "evaluate", "model": model_name}),
-          matmul_precision(params.matmul_precision)):
+          matmul_precision(precision["matmul_precision"])):
         import mlflow
 
         honesty_rows, deception_rows = read_stances(model, tokenizer, items, deception_items, params, model_name)
@@ -286,7 +297,7 @@ def evaluate(
                                      params.batch_size, f"knowledge {model_name}")
         exact_match_rows = (gsm8k_exact_match(model, tokenizer, capability_items, params.gsm8k_max_new_tokens,
                                               params.batch_size) if params.gsm8k_exact_match else [])
-        metrics = {"model": model_name} | summarize(honesty_rows, deception_rows, capability, knowledge_rows,
+        metrics = {"model": model_name, "precision": precision} | summarize(honesty_rows, deception_rows, capability, knowledge_rows,
                                                     exact_match_rows, params)
         write_jsonl(predictions_path, [{"kind": "honesty"} | r for r in honesty_rows]
                     + [{"kind": "deception"} | r for r in deception_rows]

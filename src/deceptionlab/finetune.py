@@ -20,6 +20,7 @@ from typing import Any
 from deceptionlab.config import FinetuneParams, TrackingParams
 from deceptionlab.fileio import atomic_directory, sha256_file
 from deceptionlab.model_loading import load_model
+from deceptionlab.precision import hardware, resolve_dtype, training_device
 from deceptionlab.schema import ChatRow, read_jsonl
 from deceptionlab.tracking import mlflow_run
 
@@ -82,8 +83,8 @@ def training_arguments(params: FinetuneParams, checkpoint_dir: Path, run_name: s
         save_strategy="steps",
         save_steps=params.save_steps,
         save_total_limit=2,
-        # The base weights are already loaded in params.dtype (LoRA weights stay fp32), so no
-        # autocast on top: the same setting works on CPU and GPU.
+        # The base weights are already loaded in the resolved finetune.dtype (LoRA weights stay
+        # fp32), so no autocast on top: the same setting works on CPU and GPU.
         bf16=False,
         gradient_checkpointing=params.activation_checkpointing,
         train_sampling_strategy="group_by_length" if params.length_grouping else "random",
@@ -144,11 +145,14 @@ def train_adapter(
 
     Nested under the active MLflow run when there is one (a sweep trial).
     """
-    model, tokenizer = load_model(base_dir, params.dtype)
+    device = training_device()
+    dtype = resolve_dtype(params.dtype, device)
+    model, tokenizer = load_model(base_dir, dtype)
     resume = last_checkpoint(checkpoint_dir)
+    resolved = {"dtype": dtype, "device": str(device)} | hardware()
     with mlflow_run(tracking, run_name, run_key=f"{tags['stage']}/{run_name}",
-                    params={"finetune": params.model_dump(), "base_model_dir": str(base_dir)} | run_params,
-                    tags=tags) as run:
+                    params={"finetune": params.model_dump(), "resolved": resolved, "base_model_dir": str(base_dir)}
+                    | run_params, tags=tags) as run:
         import mlflow
 
         trainer = make_trainer(model, tokenizer)
@@ -163,6 +167,7 @@ def train_adapter(
         summary: dict[str, Any] = {"train_loss": float(result.training_loss), "global_step": float(result.global_step)}
         mlflow.log_metrics({f"final_{k}": v for k, v in summary.items()})
         summary["mlflow_run_id"] = run.info.run_id
+        summary["dtype"] = dtype
     # The adapter is safely written: the checkpoints have done their job.
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return summary

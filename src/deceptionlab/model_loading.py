@@ -11,19 +11,24 @@ from pathlib import Path
 import torch
 
 from deceptionlab.errors import ModelError
+from deceptionlab.precision import resolve_dtype
 
 
 def load_model(model_dir: Path, dtype: str, trust_remote_code: bool = False):
-    """A causal LM and its tokenizer from a local safetensors folder (never from pickles)."""
+    """A causal LM and its tokenizer from a local safetensors folder (never from pickles, never the hub).
+
+    ``dtype`` is a torch dtype's name; resolve ``auto`` first (deceptionlab.precision).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not (model_dir / "config.json").is_file():
         raise ModelError(f"{model_dir}: not a model folder (no config.json); run the base_model stage first")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=trust_remote_code
+        model_dir, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=trust_remote_code,
+        local_files_only=True,
     )
     return model, tokenizer
 
@@ -38,8 +43,12 @@ def inference_device(device: str) -> torch.device:
 
 
 def load_evaluated_model(base_dir: Path, adapter_dir: Path | None, dtype: str, device: str = "auto"):
-    """The base (+ a LoRA adapter, merged) in ``dtype`` on ``device``, ready for inference."""
-    model, tokenizer = load_model(base_dir, dtype)
+    """The base (+ a LoRA adapter, merged) in ``dtype`` on ``device``, ready for inference.
+
+    ``dtype: auto`` resolves for that device; the model's ``dtype`` and ``device`` say what it got.
+    """
+    target = inference_device(device)
+    model, tokenizer = load_model(base_dir, resolve_dtype(dtype, target))
     if adapter_dir is not None:
         from peft import PeftModel
 
@@ -47,5 +56,5 @@ def load_evaluated_model(base_dir: Path, adapter_dir: Path | None, dtype: str, d
             raise ModelError(f"{adapter_dir}: no LoRA adapter here (no adapter_config.json)")
         # Merged weights score exactly as base + adapter, at the cost of the base alone.
         model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-    model.to(inference_device(device)).eval()
+    model.to(target).eval()
     return model, tokenizer
