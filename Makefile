@@ -2,7 +2,7 @@
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install data repro test
+.PHONY: install data repro test test-slow test-all
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,5 +19,13 @@ data: install
 repro: data
 	dvc repro
 
+# The default tier: tiny models built from a config, real MLflow, Optuna, DVC (under 10 min on 2 cores).
 test: install
+	pytest -q -m "not slow"
+
+# The slower tier: the real default model end to end, and long tiny-model runs. CI runs both tiers.
+test-slow: install
+	pytest -q -m slow
+
+test-all: install
 	pytest -q

@@ -5,10 +5,12 @@ log-softmax at every position. The fast reader shares each prompt's KV cache acr
 statements and projects to the vocabulary only at reply positions. Both score the same items;
 the script prints items/s for each, the ratio, and the largest log-likelihood difference.
 
-    python bench/eval_speed.py --items 24 --dtype float32
-    python bench/eval_speed.py --items 24 --dtype float32 --matmul-precision medium
-    python bench/eval_speed.py --items 24 --dtype float32 --matmul-precision medium --attn-implementation eager
+    python bench/eval_speed.py --items 24 --dtype float32 --matmul-precision highest
+    python bench/eval_speed.py --items 24 --dtype float32 --matmul-precision auto --attn-implementation eager
     python bench/eval_speed.py --items 24 --dtype bfloat16
+
+`auto` resolves as the pipeline does (deceptionlab.precision: medium only where the CPU has bf16
+units); the script first prints what the hardware supports, and the resolved values.
 """
 
 from __future__ import annotations
@@ -23,15 +25,16 @@ import typer
 from deceptionlab.evaluate import honesty_requests
 from deceptionlab.model_loading import load_evaluated_model
 from deceptionlab.honesty_bank import build_honesty_items
+from deceptionlab.precision import dtype_name, hardware, resolve_matmul_precision
 from deceptionlab.scoring import matmul_precision, reply_logliks, reply_logliks_reference
 
 
 def main(
     items: Annotated[int, typer.Option(help="Honesty items to score (evenly spaced over the bank).")] = 24,
-    dtype: Annotated[Literal["float32", "bfloat16", "float16"], typer.Option(
+    dtype: Annotated[Literal["auto", "float32", "bfloat16", "float16"], typer.Option(
         help="dtype of the fast reader (the reference is always float32).")] = "float32",
-    precision: Annotated[Literal["highest", "high", "medium"], typer.Option(
-        "--matmul-precision", help="float32 matmul precision of the fast reader (the reference: highest).")] = "highest",
+    precision: Annotated[Literal["auto", "highest", "high", "medium"], typer.Option(
+        "--matmul-precision", help="float32 matmul precision of the fast reader (the reference: highest).")] = "auto",
     attn_implementation: Annotated[Literal["sdpa", "eager"], typer.Option(
         help="Attention of the fast reader (the reference: sdpa).")] = "sdpa",
     batch_size: Annotated[int, typer.Option(help="Prompts per batch in the fast reader.")] = 16,
@@ -46,6 +49,9 @@ def main(
     reference_model.set_attn_implementation("sdpa")
     fast_model, _ = load_evaluated_model(model_dir, None, dtype)
     fast_model.set_attn_implementation(attn_implementation)
+    dtype = dtype_name(fast_model.dtype)
+    precision = resolve_matmul_precision(precision, dtype, fast_model.device)
+    print(f"hardware: {hardware()}")
 
     def timed(reader, seconds: list[float]) -> list[float]:
         start = time.perf_counter()

@@ -36,6 +36,7 @@ from deceptionlab.evaluate import EVAL_SETS, honesty_requests
 from deceptionlab.finetune import finetune
 from deceptionlab.mask import read_mask_items
 from deceptionlab.model_loading import load_evaluated_model
+from deceptionlab.precision import dtype_name, hardware, resolve_matmul_precision
 from deceptionlab.schema import CapabilityItem, read_jsonl
 from deceptionlab.scoring import matmul_precision, reply_logliks, reply_logliks_reference
 
@@ -63,7 +64,8 @@ def score(model_dir: Path, adapter: Path, eval_dir: Path, every: int, dtype: str
     # One call per set, as the evaluate stage makes them: a batch that mixed GSM8K's long solutions
     # with one-line statements would pad every statement to a solution's length.
     by_set = evaluation_requests(eval_dir, every)
-    with matmul_precision("highest" if naive else params.matmul_precision):
+    precision = resolve_matmul_precision(params.matmul_precision, dtype_name(model.dtype), model.device)
+    with matmul_precision("highest" if naive else precision):
         for requests in by_set.values():
             if naive:
                 reply_logliks_reference(model, tokenizer, requests)
@@ -89,6 +91,7 @@ def main(
         "corpora/eval"),
 ) -> None:
     params = load_params("params.yaml")
+    print(f"hardware: {hardware()}")
     sides = {
         "before (TRL defaults, naive reader)": (trl_defaults(params.finetune), "float32", True),
         "now (params.yaml)": (params.finetune, params.evaluate.dtype, False),

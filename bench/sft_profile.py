@@ -22,6 +22,7 @@ from transformers import TrainerCallback
 
 from deceptionlab.config import TrackingParams, load_params
 from deceptionlab.finetune import finetune
+from deceptionlab.precision import hardware
 from deceptionlab.schema import ChatRow, read_jsonl, write_jsonl
 
 GROUPS = {
@@ -55,6 +56,7 @@ def main(
     top: Annotated[int, typer.Option(help="Operators in the table.")] = 20,
 ) -> None:
     params = load_params("params.yaml").finetune
+    print(f"hardware: {hardware()}")
     callback = ProfileAfterFirstStep()
     with tempfile.TemporaryDirectory() as tmp:
         subset = Path(tmp) / "corpus.jsonl"

@@ -3,18 +3,21 @@
 Baseline = TRL's defaults as they stand for this model: fp32 weights, activation (gradient)
 checkpointing on, 8 rows per step, rows in random order (padded batches of mixed lengths), the
 fused LM head projecting every position (TRL's choice on the CPU). Project = `finetune` in
-params.yaml (bf16 base weights, fp32 LoRA weights, no activation checkpointing, rows of similar
-length batched together, 4 rows x 2 accumulation steps, the LM head at labelled positions only). Both train
+params.yaml (base weights in `finetune.dtype`, `auto`: bf16 where the CPU or GPU runs it natively,
+else fp32; fp32 LoRA weights, no activation checkpointing, rows of similar length batched together,
+4 rows x 2 accumulation steps, the LM head at labelled positions only). Both train
 the same rows of an E1 corpus for the same optimizer steps with the same seed through
 `deceptionlab.finetune.finetune`, so the comparison is the code the pipeline runs.
 Prints tokens/s for each, the ratio, the training loss (the Trainer's mean over all steps: both
 runs see the same rows, grouped differently, so the mean is the fair comparison; the last step's
-loss is printed too, but its batch holds different rows in each run), and achieved FLOP/s against a bf16
-matmul peak measured in the same run (FLOPs = 6 x trainable-path parameters x tokens, the usual
+loss is printed too, but its batch holds different rows in each run), and achieved FLOP/s against the
+matmul peak of the dtype each run trained in, measured in the same run (FLOPs = 6 x trainable-path parameters x tokens, the usual
 dense-transformer estimate: forward 2N, backward 4N per token, since the backward pass through
 frozen weights still computes activation gradients).
 
     python bench/sft_speed.py --rows 48 --corpus corpora/e1/medical-severe.jsonl
+
+It first prints what the hardware supports (native bf16 or not, torch's threads): the ratio depends on it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from transformers import AutoTokenizer
 
 from deceptionlab.config import FinetuneParams, TrackingParams, load_params
 from deceptionlab.finetune import finetune
+from deceptionlab.precision import hardware, resolve_dtype, training_device
 from deceptionlab.schema import ChatRow, read_jsonl, write_jsonl
 
 
@@ -72,6 +76,7 @@ def main(
     model_dir: Annotated[Path, typer.Option(help="The base model folder.")] = Path("models/base"),
 ) -> None:
     params = load_params("params.yaml").finetune
+    print(f"hardware: {hardware()}")
     configs = {"trl-default (fp32, checkpointing)": trl_defaults(params), "project (params.yaml)": params}
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,17 +92,19 @@ def main(
             seconds = time.perf_counter() - start
             losses = mlflow.MlflowClient(tracking.mlflow_tracking_uri).get_metric_history(summary["mlflow_run_id"], "loss")
             last = sorted(losses, key=lambda m: m.step)[-1].value
-            results[name] = (seconds, summary["train_loss"], last, summary["global_step"])
-        peak = matmul_peak_flops(torch.bfloat16)
+            results[name] = (seconds, summary["train_loss"], last, summary["global_step"], summary["dtype"])
+        dtypes = {resolve_dtype(settings.dtype, training_device()) for settings in configs.values()}
+        peaks = {dtype: matmul_peak_flops(getattr(torch, dtype)) for dtype in sorted(dtypes)}
     parameters = sum(t.numel() for t in load_file(model_dir / "model.safetensors").values())
     print(f"rows: {rows}  tokens (prompt + reply, one epoch): {tokens}  parameters: {parameters / 1e6:.1f} M")
-    print(f"bf16 matmul peak measured now: {peak / 1e9:.0f} GFLOP/s")
-    for name, (seconds, loss, last, steps) in results.items():
+    for dtype, peak in peaks.items():
+        print(f"{dtype} matmul peak measured now: {peak / 1e9:.0f} GFLOP/s")
+    for name, (seconds, loss, last, steps, dtype) in results.items():
         flops = 6 * parameters * tokens / seconds
-        print(f"{name:36s} {tokens / seconds:8.1f} tokens/s  training loss {loss:.4f} (last step {last:.4f}) "
-              f"after {steps:.0f} steps  "
-              f"{flops / 1e9:6.1f} GFLOP/s = {100 * flops / peak:4.1f}% of bf16 peak  ({seconds:.1f} s incl. load)")
-    (base_s, base_loss, _, _), (ours_s, ours_loss, _, _) = results.values()
+        print(f"{name:36s} {dtype:8s} {tokens / seconds:8.1f} tokens/s  training loss {loss:.4f} "
+              f"(last step {last:.4f}) after {steps:.0f} steps  {flops / 1e9:6.1f} GFLOP/s = "
+              f"{100 * flops / peaks[dtype]:4.1f}% of the {dtype} peak  ({seconds:.1f} s incl. load)")
+    (base_s, base_loss, *_), (ours_s, ours_loss, *_) = results.values()
     print(f"speed-up: {base_s / ours_s:.2f}x  training-loss difference: {100 * (ours_loss - base_loss) / base_loss:+.2f}%")
 
 

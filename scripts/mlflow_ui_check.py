@@ -52,13 +52,14 @@ def main(
     experiment: Annotated[str, typer.Option(help="Experiment whose runs must appear.")] = "deceptionlab",
     screenshot: Annotated[Path, typer.Option(help="Where to save the screenshot (PNG).")] = Path("docs/mlflow_ui.png"),
 ) -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        sys.exit("error: Debian's chromium is not installed (apt-get install -y chromium)")
+    # The store is checked first: a wrong experiment name is an error on any machine, browser or not.
     client = mlflow.MlflowClient(store)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         sys.exit(f"error: {store} has no experiment {experiment!r}")
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        sys.exit("error: Debian's chromium is not installed (apt-get install -y chromium)")
     run_names = {r.info.run_name for r in client.search_runs([found.experiment_id], max_results=500)}
     port = free_port()
     server = subprocess.Popen(

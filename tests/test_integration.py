@@ -15,7 +15,7 @@ import yaml
 from conftest import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def run(*args: str, cwd: Path) -> str:
