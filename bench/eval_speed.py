@@ -1,9 +1,10 @@
 """Honesty-set scoring speed: the loglik stance reader against the naive reference, same run.
 
-The reference is what DESIGN.md measured first: fp32, one sequence per statement, full-vocabulary
-log-softmax at every position. The fast reader shares each prompt's KV cache across its candidate
-statements and projects to the vocabulary only at reply positions. Both score the same items;
-the script prints items/s for each, the ratio, and the largest log-likelihood difference.
+The reference is the naive reader (`scoring.reply_logliks_reference`; docs/design.md, "Log-likelihood
+reader"): fp32, one sequence per statement, full-vocabulary log-softmax at every position. The
+fast reader shares each prompt's KV cache across its candidate statements and projects to the
+vocabulary only at reply positions. Both score the same items; the script prints items/s for
+each, the ratio, and the largest log-likelihood difference.
 
     python bench/eval_speed.py --items 24 --dtype float32 --matmul-precision highest
     python bench/eval_speed.py --items 24 --dtype float32 --matmul-precision auto --attn-implementation eager
