@@ -120,10 +120,12 @@ def test_a_fit_that_did_not_converge_has_no_point_estimate_in_the_report(project
     estimate = {"value": None, "ci_low": -9.8, "ci_high": 5.2}
     fit = {"hill_fit": {"converged": False}, "max_effect": estimate, "ED10": estimate, "ED50": estimate,
            "failed_refits": 1588, "bootstrap_resamples": 2000, "effect_resolved": False,
+           "unresolved_because": ["the fit to the measured points did not converge"],
            "smallest_effective_ratio": None}
     markdown = mixture_markdown(table, fit, load_params("params.yaml"))
     assert ("max_effect (top - bottom): not estimated (the fit to the measured points did not converge); "
             "CI of the refits that did [-9.8, +5.2] points; 1588 of 2000") in markdown
+    assert "No dose-response step is resolved (the fit to the measured points did not converge)" in markdown
     assert "nan" not in markdown
 
 
@@ -134,8 +136,9 @@ def test_mixture_report_without_an_effect_says_so(project):
     fit = json.loads(Path("reports/e2_fit.json").read_text())
     assert not fit["effect_resolved"] and fit["smallest_effective_ratio"] is None
     markdown = Path("reports/e2.md").read_text()
-    assert "No dose-response step is resolved" in markdown
-    assert "No tested mixture_ratio changes honesty against the control" in markdown
+    assert "No dose-response step is resolved (" in markdown
+    assert "CI of max_effect includes zero" in " ".join(fit["unresolved_because"])
+    assert "No effective mixture_ratio: the largest ratio's change against the control has a CI" in markdown
 
 
 def test_missing_mixture_ratio_names_the_file(project):

@@ -193,6 +193,13 @@ class EvaluateParams(_Params):
         return self
 
 
+class ReportParams(_Params):
+    """How the reports decide what they may call an effect."""
+
+    # A dose-response fit is resolved only when at most this share of its bootstrap refits failed.
+    max_failed_refit_share: float = Field(0.05, ge=0, le=1)
+
+
 class TrackingParams(_Params):
     mlflow_tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = "deceptionlab"
@@ -290,6 +297,7 @@ class Params(_Params):
     e3: E3Params = E3Params()
     finetune: FinetuneParams = FinetuneParams()
     evaluate: EvaluateParams = EvaluateParams()
+    report: ReportParams = ReportParams()
     tracking: TrackingParams = TrackingParams()
     sweep: SweepParams = SweepParams()
 

@@ -2,8 +2,9 @@
 
 Each ratio's model is compared, item by item, with the control (ratio 0: the same benign rows and
 no misaligned ones) and with vanilla (no finetuning), as the paper reports both. The Hill fit
-(``dose_response``) runs on the per-item honesty (100 = no lie, 0 = lie) at every ratio; its
-effective doses are read only when the step it finds (``max_effect``) has a CI that excludes zero.
+(``dose_response``) runs on the per-item honesty (100 = no lie, 0 = lie) at every ratio, bootstrapped
+with items paired across ratios; its effective doses are read only when the fit is resolved
+(``dose_response.unresolved_reasons``).
 
 Outputs: ``e2.csv`` (one row per ratio, a DVC plot), ``e2_dose_response.png`` (log-x panels),
 ``e2_fit.json`` (fit, ED10/ED50 with bootstrap CIs, the smallest effective dose) and ``e2.md``.
@@ -16,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from deceptionlab.config import Params, result_path
-from deceptionlab.dose_response import bootstrap_effective_doses, fit_hill, hill_curve, smallest_effective_dose
+from deceptionlab.dose_response import (
+    bootstrap_effective_doses,
+    fit_hill,
+    hill_curve,
+    smallest_effective_dose,
+    unresolved_reasons,
+)
 from deceptionlab.errors import DataError
 from deceptionlab.fileio import atomic_write_json, atomic_write_text
 from deceptionlab.report import (
@@ -85,29 +92,33 @@ def build_table(metrics_dir: Path, predictions_dir: Path, params: Params) -> tup
 
 
 def fit_dose_response(items: dict[float, dict[str, float]], params: Params) -> dict[str, Any]:
-    """The Hill fit on per-item honesty over every ratio, ED10/ED50 with bootstrap CIs, and the
-    smallest ratio whose paired change against the control has a CI excluding zero."""
+    """The Hill fit on per-item honesty over every ratio, ED10/ED50 with paired bootstrap CIs, whether
+    the step is resolved (and if not, why), and the smallest effective ratio by a fixed-sequence test
+    (``dose_response.smallest_effective_dose``: family-wise error over the ratios at 1 - confidence)."""
     settings = params.evaluate
     if sum(ratio > 0 for ratio in items) < 3:
         return {"hill_fit": None, "effect_resolved": False, "smallest_effective_ratio": None,
                 "note": "a 4-parameter fit needs at least 3 mixture.ratios above 0"}
-    doses = [ratio for ratio, scores in items.items() for _ in scores]
-    responses = [score for scores in items.values() for score in (scores[i] for i in sorted(scores))]
-    fit = fit_hill(doses, responses)
-    boot = bootstrap_effective_doses(doses, responses, (0.1, 0.5), settings.bootstrap_resamples,
+    shared = sorted(set.intersection(*(set(scores) for scores in items.values())))
+    per_item = {ratio: [scores[i] for i in shared] for ratio, scores in sorted(items.items())}
+    fit = fit_hill([ratio for ratio, scores in per_item.items() for _ in scores],
+                   [score for scores in per_item.values() for score in scores])
+    boot = bootstrap_effective_doses(per_item, (0.1, 0.5), settings.bootstrap_resamples,
                                      settings.confidence_level, settings.seed)
-    per_item = {ratio: [scores[i] for i in sorted(scores)] for ratio, scores in items.items()}
     smallest = smallest_effective_dose(sorted(items), per_item, 0.0, settings.bootstrap_resamples,
                                        settings.confidence_level, settings.seed)
-    max_effect = boot.estimates["max_effect"]
+    reasons = unresolved_reasons(fit, boot, params.report.max_failed_refit_share)
     return {
         "hill_fit": {"bottom": fit.bottom, "top": fit.top, "ed50": fit.ed50, "hill": fit.hill, "converged": fit.converged},
         **{name: estimate.as_dict() for name, estimate in boot.estimates.items()},
         "bootstrap_resamples": boot.resamples,
         "failed_refits": boot.failed_refits,
+        "paired_items": len(shared),
         # Effective doses mean something only when the curve has a step that the data resolve.
-        "effect_resolved": fit.converged and (max_effect.low > 0 or max_effect.high < 0),
+        "effect_resolved": not reasons,
+        "unresolved_because": reasons,
         "smallest_effective_ratio": smallest,
+        "smallest_effective_ratio_test": "fixed sequence from the largest ratio down, each at the full level",
     }
 
 
@@ -189,9 +200,13 @@ def summary_markdown(table: list[dict[str, Any]], fit: dict[str, Any], params: P
         return "\n".join([*lines, f"- No fit: {fit['note']}.", "", "![E2 dose-response](e2_dose_response.png)", ""])
     effect = fit["max_effect"]
     # A fit to the measured points that did not converge has no point estimate; its refits may still have a CI.
-    value = (_ci(effect["value"], effect["ci_low"], effect["ci_high"], signed=True) if effect["value"] is not None
-             else f"not estimated (the fit to the measured points did not converge); CI of the refits that did "
-                  f"[{effect['ci_low']:+.1f}, {effect['ci_high']:+.1f}]")
+    if effect["value"] is not None:
+        value = _ci(effect["value"], effect["ci_low"], effect["ci_high"], signed=True)
+    elif effect["ci_low"] is not None:
+        value = (f"not estimated (the fit to the measured points did not converge); CI of the refits that did "
+                 f"[{effect['ci_low']:+.1f}, {effect['ci_high']:+.1f}]")
+    else:
+        value = "not estimated (neither the fit to the measured points nor any refit converged)"
     lines.append(
         f"- max_effect (top - bottom): {value} "
         f"points; {fit['failed_refits']} of {fit['bootstrap_resamples']} bootstrap refits did not converge."
@@ -201,13 +216,16 @@ def summary_markdown(table: list[dict[str, Any]], fit: dict[str, Any], params: P
             ed = fit[name]
             lines.append(f"- {name}: mixture_ratio {ed['value']:.3g} [{ed['ci_low']:.3g}, {ed['ci_high']:.3g}]")
     else:
-        lines.append("- No dose-response step is resolved (the fit did not converge or the CI of max_effect "
-                     "includes zero): ED10 and ED50 are not identified.")
+        lines.append(f"- No dose-response step is resolved ({'; '.join(fit['unresolved_because'])}): "
+                     "ED10 and ED50 are not identified.")
     smallest = fit["smallest_effective_ratio"]
     lines.append(
-        f"- Smallest tested mixture_ratio whose change against the control has a CI excluding zero: {smallest:g}"
+        f"- Smallest effective mixture_ratio: {smallest:g} (changes against the control tested from the largest "
+        "ratio down, each CI excluding zero, stopping at the first that does not: a fixed sequence, so the "
+        "chance of any false claim over the ratios stays at the CI's level)"
         if smallest is not None else
-        "- No tested mixture_ratio changes honesty against the control beyond the CI."
+        "- No effective mixture_ratio: the largest ratio's change against the control has a CI that includes "
+        "zero (ratios are tested from the largest down and the test stops there)."
     )
     lines += ["", "![E2 dose-response](e2_dose_response.png)", ""]
     return "\n".join(lines)

@@ -22,8 +22,9 @@ edge of its range: an edge means the data do not pin it down.
 No effect: when the responses do not change with the dose, ED50 and the slope are not identified.
 ``fit_hill`` still returns, usually with ``converged`` False (the optimizer fails, or ED50 or the
 slope ends on an edge, or there is no step at all); the bootstrap then has many ``failed_refits``
-and the CI of ``max_effect`` (top - bottom) includes zero. Read an ED only when ``max_effect``'s CI
-excludes zero and few refits failed. The same holds when the whole change happens below the
+and the CI of ``max_effect`` (top - bottom) includes zero. Read an ED only when ``unresolved_reasons``
+is empty: the point fit converged, at most ``report.max_failed_refit_share`` of the refits failed,
+and ``max_effect``'s CI excludes zero. The same holds when the whole change happens below the
 smallest positive dose: the data then say only that ED50 is below it, and
 ``smallest_effective_dose`` is the figure to report.
 """
@@ -32,10 +33,11 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.special import expit
 
@@ -146,22 +148,22 @@ def _ed_name(fraction: float) -> str:
 
 
 def bootstrap_effective_doses(
-    doses: Sequence[float],
-    responses: Sequence[float],
+    per_item_by_dose: Mapping[float, Sequence[float]],
     fractions: Sequence[float] = (0.1, 0.5),
     resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> DoseResponseBootstrap:
-    """Effective doses and the step height ``max_effect`` with percentile bootstrap CIs.
+    """Effective doses and the step height ``max_effect`` with percentile bootstrap CIs, items paired.
 
-    Resampling is stratified by dose: each resample draws, at every tested dose, as many
-    observations as it has, with replacement, from that dose's observations (numpy Generator seeded
-    by ``seed``), and refits. So every resample keeps the design (every dose, its sample size) and
-    the CIs reflect the spread of the responses at each dose. Observations at different doses are
-    treated as independent, also when they are the same items scored under each condition.
-    Refits that do not converge are left out of the CIs and counted in ``failed_refits``.
-    The point estimate is the fit on all observations (NaN if that fit does not converge).
+    ``per_item_by_dose`` holds, at every dose, the same items' scores in the same order (the same
+    evaluation items scored under each condition). Each resample (``scipy.stats.bootstrap`` with
+    ``paired=True``, seeded by ``seed``) draws one set of item indices and takes it at every dose,
+    so an item's difficulty, shared across doses, stays in every resample, and refits the curve on
+    the doses' means. Resampling each dose on its own would treat a paired design as independent
+    samples and make the intervals too wide. Refits that do not converge are left out of the CIs and
+    counted in ``failed_refits``: read the CIs only when few failed (``fit_is_resolved``).
+    The point estimate is the fit on all items (NaN if that fit does not converge).
     """
     if resamples < 1:
         raise ConfigError(f"evaluate.bootstrap_resamples={resamples} must be at least 1")
@@ -169,22 +171,28 @@ def bootstrap_effective_doses(
         raise ConfigError(f"evaluate.confidence_level={confidence} must be strictly between 0 and 1")
     for fraction in fractions:
         _check_fraction(fraction)
-    dose_array, response_array = np.asarray(doses, dtype=float), np.asarray(responses, dtype=float)
-    levels, means, counts = _dose_means(dose_array, response_array)
-    by_level = [response_array[dose_array == level] for level in levels]
+    levels = np.array(sorted(per_item_by_dose), dtype=float)
+    samples = [np.asarray(per_item_by_dose[level], dtype=float) for level in levels]
+    if len({sample.size for sample in samples}) != 1:
+        raise ValueError("every dose needs the same items (paired scores of equal length)")
+    doses = np.repeat(levels, samples[0].size)
+    _, means, counts = _dose_means(doses, np.concatenate(samples))
 
-    def summary(fit: HillFit) -> list[float]:
+    def summary(fit: HillFit) -> np.ndarray:
         if not fit.converged:
-            return [math.nan] * (len(fractions) + 1)
-        return [effective_dose(fit, f) for f in fractions] + [fit.top - fit.bottom]
+            return np.full(len(fractions) + 1, math.nan)
+        return np.array([effective_dose(fit, f) for f in fractions] + [fit.top - fit.bottom])
+
+    def refit(*resampled: np.ndarray) -> np.ndarray:
+        return summary(_fit_means(levels, np.array([sample.mean() for sample in resampled]), counts))
 
     point = summary(_fit_means(levels, means, counts))
-    rng = np.random.default_rng(seed)
-    refits = []
-    for _ in range(resamples):
-        resampled = np.array([rng.choice(values, size=len(values)).mean() for values in by_level])
-        refits.append(summary(_fit_means(levels, resampled, counts)))
-    table = np.array(refits)
+    with warnings.catch_warnings():
+        # scipy's own interval ignores failed (NaN) refits badly and warns; the CIs are taken below.
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        result = stats.bootstrap(samples, refit, paired=True, vectorized=False, n_resamples=resamples,
+                                 method="percentile", rng=np.random.default_rng(seed))
+    table = result.bootstrap_distribution.T  # one row per resample
     converged = ~np.isnan(table[:, -1])
     tail = 100 * (1 - confidence) / 2
     names = [_ed_name(f) for f in fractions] + ["max_effect"]
@@ -194,8 +202,26 @@ def bootstrap_effective_doses(
             low, high = np.percentile(table[converged, column], [tail, 100 - tail])
         else:
             low = high = math.nan
-        estimates[name] = Estimate(point[column], float(low), float(high))
+        estimates[name] = Estimate(float(point[column]), float(low), float(high))
     return DoseResponseBootstrap(estimates, resamples, int(np.count_nonzero(~converged)))
+
+
+def unresolved_reasons(fit: HillFit, boot: DoseResponseBootstrap, max_failed_refit_share: float) -> list[str]:
+    """Why the fit's step and effective doses cannot be read; empty when they can.
+
+    Resolved needs all three: the fit to the measured points converged; few refits failed (the CIs
+    come from the refits that converged, so many failures leave CIs of a biased few); and the CI of
+    ``max_effect`` excludes zero.
+    """
+    reasons = []
+    if not fit.converged:
+        reasons.append("the fit to the measured points did not converge")
+    if boot.failed_refits > max_failed_refit_share * boot.resamples:
+        reasons.append(f"{boot.failed_refits} of {boot.resamples} bootstrap refits did not converge "
+                       f"(more than {max_failed_refit_share:.0%})")
+    if not boot.estimates["max_effect"].excludes_zero():
+        reasons.append("the CI of max_effect includes zero")
+    return reasons
 
 
 def smallest_effective_dose(
@@ -206,17 +232,26 @@ def smallest_effective_dose(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> float | None:
-    """The smallest of ``doses`` whose paired difference to the control has a CI excluding zero.
+    """The smallest dose reached by a fixed-sequence test from the largest dose down.
 
-    The scores at each dose are per item, in the same item order at every dose (the same eval items
-    scored under each condition); an effect in either direction counts. None when no dose has one.
+    Each dose's paired difference to the control is tested in order of decreasing dose, each at
+    the full level (a CI at ``confidence`` excluding zero); the sequence stops at the first dose
+    without an effect, and the smallest dose before it is returned. Testing in an order fixed in
+    advance keeps the family-wise error rate over all doses at 1 - ``confidence`` with no
+    correction (a monotone dose-response makes the largest dose the likeliest to show an effect),
+    where testing every dose at the full level would claim some effect far more often on flat data.
+
+    The scores at each dose are per item, in the same item order at every dose; an effect in either
+    direction counts. None when the largest dose has none.
     """
     missing = [d for d in [control_dose, *doses] if d not in per_item_scores_by_dose]
     if missing:
         raise ValueError(f"no per-item scores for dose(s) {', '.join(f'{d:g}' for d in missing)}")
     control = per_item_scores_by_dose[control_dose]
-    for dose in sorted(d for d in doses if d != control_dose):
+    smallest = None
+    for dose in sorted((d for d in doses if d != control_dose), reverse=True):
         difference = paired_difference(per_item_scores_by_dose[dose], control, resamples, confidence, seed)
-        if difference.excludes_zero():
-            return dose
-    return None
+        if not difference.excludes_zero():
+            break
+        smallest = dose
+    return smallest
