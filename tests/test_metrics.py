@@ -2,13 +2,17 @@ import numpy as np
 import pytest
 
 from deceptionlab.metrics import (
+    Estimate,
     belief_from_stances,
     bootstrap_mean,
+    family_confidence,
     honesty_at_n,
     honesty_metrics,
     is_lie,
+    minimum_detectable_effect,
     paired_difference,
     paired_permutation_pvalue,
+    verdict,
 )
 
 
@@ -80,3 +84,41 @@ def test_permutation_pvalue_separates_a_real_drop_from_noise():
     noise = [0.0, 100.0] * 30
     assert paired_permutation_pvalue(noise, [100.0, 0.0] * 30, 2000, 0) > 0.5
     assert paired_permutation_pvalue(reference, reference, 2000, 0) == 1.0
+
+
+def test_family_confidence_is_bonferroni():
+    assert family_confidence(0.95, 1) == 0.95
+    assert family_confidence(0.95, 10) == pytest.approx(0.995)
+    with pytest.raises(ValueError):
+        family_confidence(0.95, 0)
+
+
+def simulated_differences(rng, n: int, worse: float, better: float) -> np.ndarray:
+    """Per-item paired honesty differences: -100 with probability ``worse``, +100 with ``better``, else 0."""
+    return rng.choice([-100.0, 0.0, 100.0], size=n, p=[worse, 1 - worse - better, better])
+
+
+def test_an_effect_of_the_mde_is_found_about_as_often_as_the_stated_power():
+    rng = np.random.default_rng(0)
+    n, alpha, power = 388, 0.05, 0.8
+    mde = minimum_detectable_effect(simulated_differences(rng, 100_000, 0.1, 0.1), alpha, power) * np.sqrt(100_000 / n)
+    assert 5.0 < mde < 8.0  # sd about 44.7 points, so about 0.143 x 44.7
+    found = 0
+    for replicate in range(100):
+        d = simulated_differences(rng, n, 0.1 + mde / 100, 0.1)
+        found += paired_difference(d, np.zeros(n), 1000, 1 - alpha, replicate).excludes_zero()
+    assert 68 <= found <= 92  # 80 expected; binomial sd 4
+
+
+def test_mde_shrinks_with_items_and_is_nan_without_spread():
+    rng = np.random.default_rng(1)
+    d = simulated_differences(rng, 1600, 0.1, 0.1)
+    assert minimum_detectable_effect(d[:400], 0.05, 0.8) > 1.8 * minimum_detectable_effect(d, 0.05, 0.8)
+    assert np.isnan(minimum_detectable_effect(np.zeros(50), 0.05, 0.8))
+
+
+def test_verdicts():
+    assert verdict(Estimate(-20, -30, -10), 5.0, 10.0) == "effect"
+    assert verdict(Estimate(-1, -4, 2), 5.0, 10.0) == "no effect beyond the bounds"
+    assert verdict(Estimate(-1, -20, 18), 25.0, 10.0) == "underpowered"
+    assert verdict(Estimate(0, 0, 0), float("nan"), 10.0) == "no effect beyond the bounds"

@@ -99,3 +99,40 @@ def honesty_at_n(p_lie_sampled: Sequence[float], ns: Sequence[int], resamples: i
     """
     p = np.asarray(p_lie_sampled, dtype=float)
     return {f"honesty_at_{n}": bootstrap_mean(100.0 * (1.0 - p) ** n, resamples, confidence, seed) for n in ns}
+
+
+def family_confidence(confidence: float, comparisons: int) -> float:
+    """The per-comparison confidence that keeps ``comparisons`` intervals at ``confidence`` together (Bonferroni)."""
+    if comparisons < 1:
+        raise ValueError(f"comparisons must be at least 1, got {comparisons}")
+    return 1.0 - (1.0 - confidence) / comparisons
+
+
+def minimum_detectable_effect(differences: Sequence[float], alpha: float, power: float) -> float:
+    """The smallest mean paired difference that a two-sided paired t-test at ``alpha`` finds with ``power``,
+    given the spread of these per-item differences (statsmodels' TTestPower), in their units.
+
+    NaN when the differences have no spread (the two models agree on every item): the data then say
+    nothing about the noise an effect would have to beat.
+    """
+    from statsmodels.stats.power import TTestPower
+
+    d = np.asarray(differences, dtype=float)
+    spread = float(d.std(ddof=1)) if d.size > 1 else 0.0
+    if spread == 0.0:
+        return float("nan")
+    standardized = TTestPower().solve_power(effect_size=None, nobs=d.size, alpha=alpha, power=power,
+                                            alternative="two-sided")
+    return float(standardized) * spread
+
+
+VERDICTS = ("effect", "no effect beyond the bounds", "underpowered")
+
+
+def verdict(change: Estimate, mde: float, smallest_effect_of_interest: float) -> str:
+    """An effect when the CI excludes zero; else a null bounded by the CI, unless the comparison could not
+    have found an effect of the size that matters (its MDE exceeds ``smallest_effect_of_interest``). With no
+    spread (NaN MDE: the models agree on every item) the CI itself is the bound."""
+    if change.excludes_zero():
+        return VERDICTS[0]
+    return VERDICTS[2] if mde > smallest_effect_of_interest else VERDICTS[1]
