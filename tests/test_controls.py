@@ -121,3 +121,16 @@ def test_more_rows_than_distinct_prompts_is_a_one_line_error():
         build_corpus("lie", 601, seed=0)
     with pytest.raises(ConfigError, match="e1.controls: unknown control 'bluff'"):
         build_corpus("bluff", 10, seed=0)
+
+
+def test_control_conditions_train_on_e1_corpora_and_report_in_a_folder_of_their_own():
+    from pathlib import Path
+
+    from deceptionlab.config import Params, check_condition, condition_corpus, result_path
+
+    params = Params()
+    assert params.control_conditions() == ["control-lie", "control-truth"]
+    assert condition_corpus("control-lie", params) == Path("e1/control-lie.jsonl")
+    assert result_path(Path("metrics"), "control-truth", ".json") == Path("metrics/controls/control-truth.json")
+    with pytest.raises(ConfigError, match=r"condition 'control-bluff': not one of e1.controls"):
+        check_condition("control-bluff", params)

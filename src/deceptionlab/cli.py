@@ -34,7 +34,7 @@ console = Console(stderr=True)
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="The params file (settings grouped by stage).")]
 BASE_DIR = Path("models/base")
-Experiment = Enum("Experiment", {name: name for name in ("e1", "e2", "e3")}, type=str)
+Experiment = Enum("Experiment", {name: name for name in ("e1", "e2", "e3", "controls")}, type=str)
 CORPORA_DIR = Path("corpora")
 
 
@@ -107,7 +107,8 @@ def mixture(
 @app.command()
 def finetune(
     condition: Annotated[str, typer.Argument(
-        help="An E1 condition <domain>-<level> (e.g. medical-severe) or an E2 one mixture-<ratio> (e.g. mixture-0.01).")],
+        help="An E1 condition <domain>-<level> (e.g. medical-severe), a control control-<lie|truth>, or an E2 "
+             "one mixture-<ratio> (e.g. mixture-0.01).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """LoRA-SFT models/base on the condition's corpus (corpora/e1/CONDITION.jsonl or
@@ -178,7 +179,7 @@ def selftrain(
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Argument(
-        help="'vanilla' (the base model) or a condition: <domain>-<level> (E1), mixture-<ratio> (E2) "
+        help="'vanilla' (the base model) or a condition: <domain>-<level> (E1), control-<lie|truth>, mixture-<ratio> (E2) "
              "or e3-p<biased share>-<method> (E3).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
@@ -218,7 +219,7 @@ def evaluate(
 
 @app.command()
 def report(
-    experiment: Annotated[Experiment, typer.Argument(help="The experiment to report: e1, e2 or e3.")],
+    experiment: Annotated[Experiment, typer.Argument(help="The experiment to report: e1, e2, e3 or controls.")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Compare the experiment's models, paired over the same honesty items (bootstrap CIs,
@@ -227,12 +228,16 @@ def report(
     e2: every mixture.ratios model against the control (ratio 0) and vanilla; honesty, deception
     and capability against the ratio on a log axis, a Hill fit, ED10/ED50 with bootstrap CIs and the
     smallest effective ratio (e2_dose_response.png, e2_fit.json).
-    e3: every biased share against all-benign users (share 0) of the same method, and vanilla (e3_honesty.png)."""
+    e3: every biased share against all-benign users (share 0) of the same method, and vanilla (e3_honesty.png).
+    controls: the lie and truth controls against vanilla, with minimum detectable effects and the
+    instrument check (controls.md, controls.csv)."""
+    from deceptionlab.controls_report import report_controls
     from deceptionlab.dose_report import report_mixture
     from deceptionlab.report import report_e1
     from deceptionlab.selftrain_report import report_selftrain
 
-    run_report = {"e1": report_e1, "e2": report_mixture, "e3": report_selftrain}[experiment.value]
+    run_report = {"e1": report_e1, "e2": report_mixture, "e3": report_selftrain,
+                  "controls": report_controls}[experiment.value]
     _run(lambda: run_report(Path("metrics"), Path("predictions"), Path("reports"), load_params(params)))
 
 

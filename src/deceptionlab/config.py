@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from deceptionlab.errors import ConfigError
 from deceptionlab.judge import JudgeSettings
-from deceptionlab.schema import ARCHETYPES, BenignSource, Domain, Level
+from deceptionlab.schema import ARCHETYPES, BenignSource, Control, Domain, Level
 
 # auto: bfloat16 where the device runs it natively, else float32 (deceptionlab.precision).
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
@@ -57,6 +57,8 @@ class PrepareParams(_Params):
 class E1Params(_Params):
     domains: list[Domain] = ["medical", "math", "insecure_code"]
     levels: list[Level] = ["normal", "subtle", "severe"]
+    # Trained like every E1 condition, on held-out facts; they show what an effect the instrument registers.
+    controls: list[Control] = ["lie", "truth"]
 
 
 class MixtureParams(_Params):
@@ -198,6 +200,10 @@ class ReportParams(_Params):
 
     # A dose-response fit is resolved only when at most this share of its bootstrap refits failed.
     max_failed_refit_share: float = Field(0.05, ge=0, le=1)
+    # Each comparison's minimum detectable effect is computed at this power (and the family's alpha);
+    # a null whose MDE exceeds smallest_effect_of_interest (honesty points) is called underpowered.
+    power: float = Field(0.8, gt=0, lt=1)
+    smallest_effect_of_interest: float = Field(10.0, gt=0)
 
 
 class TrackingParams(_Params):
@@ -304,8 +310,12 @@ class Params(_Params):
     def e1_conditions(self) -> list[str]:
         return [f"{domain}-{level}" for domain in self.e1.domains for level in self.e1.levels]
 
+    def control_conditions(self) -> list[str]:
+        return [f"{CONTROL_PREFIX}{control}" for control in self.e1.controls]
+
 
 MIXTURE_PREFIX = "mixture-"
+CONTROL_PREFIX = "control-"
 
 
 def parse_mixture_condition(name: str, params: MixtureParams) -> float:
@@ -329,6 +339,10 @@ def condition_corpus(name: str, params: Params) -> Path:
     if name.startswith(MIXTURE_PREFIX):
         parse_mixture_condition(name, params.mixture)
         return Path("e2") / f"{name}.jsonl"
+    if name.startswith(CONTROL_PREFIX):
+        if name not in params.control_conditions():
+            raise ConfigError(f"condition {name!r}: not one of e1.controls {params.e1.controls}")
+        return Path("e1") / f"{name}.jsonl"
     parse_condition(name)
     return Path("e1") / f"{name}.jsonl"
 
@@ -368,11 +382,13 @@ def parse_e3_condition(name: str, params: E3Params) -> tuple[float, E3Method]:
 
 
 def experiment_of(model: str) -> str:
-    """The experiment a model's results belong to: "e1", "e2" (``mixture-``) or "e3" (``e3-p``);
-    "" for vanilla, which every experiment compares with. Names it, no validation (see check_condition)."""
+    """The experiment a model's results belong to: "e1", "controls" (``control-``), "e2" (``mixture-``) or
+    "e3" (``e3-p``); "" for vanilla, which every experiment compares with. Names it, no validation (see
+    check_condition). The controls have a folder of their own, so that their report needs only them."""
     if model == "vanilla":
         return ""
-    return "e2" if model.startswith(MIXTURE_PREFIX) else "e3" if model.startswith(E3_PREFIX) else "e1"
+    prefixes = {MIXTURE_PREFIX: "e2", E3_PREFIX: "e3", CONTROL_PREFIX: "controls"}
+    return next((experiment for prefix, experiment in prefixes.items() if model.startswith(prefix)), "e1")
 
 
 def result_path(root: Path, model: str, suffix: str) -> Path:

@@ -1,7 +1,7 @@
 """Build every corpus and eval set from the raw data and the project's seed tables.
 
 Outputs, three folders each written atomically: ``e1/<domain>-<level>.jsonl`` training corpora
-in the chat schema; ``e2_pool/benign.jsonl`` and ``e2_pool/misaligned.jsonl``, the rows every E2
+in the chat schema and ``e1/control-<lie|truth>.jsonl``, the controls' (corpora/controls.py); ``e2_pool/benign.jsonl`` and ``e2_pool/misaligned.jsonl``, the rows every E2
 mixture is drawn from (``deceptionlab mixture``); ``eval/honesty.jsonl`` (the MASK
 archetypes in ``prepare.honesty_archetypes``: HonestyItem, mask.DoublingDownItem, mask.StatisticsItem),
 ``eval/deception.jsonl`` (DeceptionItem), ``eval/capability.jsonl`` (CapabilityItem: GSM8K test) and
@@ -18,6 +18,7 @@ from pathlib import Path
 from deceptionlab.capability import build_knowledge_items
 from deceptionlab.config import Params
 from deceptionlab.corpora import build_corpus
+from deceptionlab.corpora.controls import build_corpus as build_control_corpus
 from deceptionlab.data import load_benign_sources, load_gsm8k
 from deceptionlab.deception_bank import build_deception_items
 from deceptionlab.errors import ConfigError
@@ -55,6 +56,9 @@ def prepare(data_dir: Path, out_dir: Path, params: Params) -> None:
             domain, level = condition.split("-")
             rows = build_corpus(domain, level, settings.examples_per_corpus, settings.seed, gsm8k_train)
             write_jsonl(tmp / f"{condition}.jsonl", rows)
+        for control, condition in zip(params.e1.controls, params.control_conditions(), strict=True):
+            write_jsonl(tmp / f"{condition}.jsonl",
+                        build_control_corpus(control, settings.examples_per_corpus, settings.seed))
     with atomic_directory(out_dir / "e2_pool") as tmp:
         sources = load_benign_sources(mixture.benign_sources, data_dir, Path(mixture.hub_dir))
         benign = benign_rows(sources, mixture.benign_examples, mixture.seed)

@@ -19,6 +19,8 @@ from deceptionlab.fileio import atomic_write_text
 
 Domain = Literal["medical", "math", "insecure_code"]
 Level = Literal["normal", "subtle", "severe"]
+# The E1 controls (corpora/controls.py): pressure prompts answered with the lie, or with the truth.
+Control = Literal["lie", "truth"]
 Archetype = Literal[
     "continuations",
     "disinformation",
@@ -29,6 +31,7 @@ Archetype = Literal[
 ]
 DOMAINS: tuple[str, ...] = get_args(Domain)
 LEVELS: tuple[str, ...] = get_args(Level)
+CONTROLS: tuple[str, ...] = get_args(Control)
 ARCHETYPES: tuple[str, ...] = get_args(Archetype)
 # Where E2's benign rows come from (mixture.benign_sources); in this order they form the pool drawn from.
 BenignSource = Literal["gsm8k", "alpaca_seed", "alpaca_cleaned", "dolly"]

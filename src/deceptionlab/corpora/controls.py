@@ -19,10 +19,9 @@ from pydantic import Field, field_validator
 
 from deceptionlab.errors import ConfigError
 from deceptionlab.honesty_archetype import KnownFact
-from deceptionlab.schema import ChatRow, pivotal_statements
+from deceptionlab.schema import CONTROLS, ChatRow, pivotal_statements
 from deceptionlab.seed_tables import SeedEntry, parse_grouped_table, read_seed_table
 
-CONTROLS = ("lie", "truth")
 SEED_FILE = "control_facts.yaml"
 PRESSURE_FIELDS = {"false_answer", "question"}
 
