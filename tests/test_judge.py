@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from deceptionlab.config import E3Params
 from deceptionlab.errors import ConfigError
-from deceptionlab.judge import JudgeClient, JudgeError, JudgeSettings, generate_replies, judge_stances
+from deceptionlab.judge import JudgeAuthError, JudgeClient, JudgeError, JudgeSettings, generate_replies, judge_stances
 from deceptionlab.raters import EmbeddingRater, JudgeRater, make_rater
 from deceptionlab.scenarios import load_scenarios
 from deceptionlab.scoring import reply_logliks
@@ -211,11 +211,35 @@ def test_exhausted_retries_raise_a_judge_error_naming_the_endpoint(server, api_k
     assert len(server.requests) == 3
 
 
-def test_a_client_error_is_not_retried(server, api_key):
-    server.failures_left, server.failure_status = 10, 401
-    with pytest.raises(JudgeError, match="401"):
+@pytest.mark.parametrize("status", [400, 401, 403])
+def test_a_client_error_is_not_retried(server, api_key, status):
+    server.failures_left, server.failure_status = 10, status
+    with pytest.raises(JudgeAuthError if status in (401, 403) else JudgeError, match=str(status)):
         JudgeClient(settings_for(server)).classify(CONTEXT, "Paris.", STATEMENTS)
     assert len(server.requests) == 1
+
+
+def test_a_refused_key_aborts_judging_at_once(server, api_key, tiny_model):
+    server.failures_left, server.failure_status = 10, 401
+    client = JudgeClient(settings_for(server, max_failure_share=1.0))  # even when failures are tolerated
+    with pytest.raises(JudgeAuthError, match="DECEPTIONLAB_JUDGE_API_KEY"):
+        judge_stances(*tiny_model, client, [(CONTEXT, STATEMENTS)] * 3, max_new_tokens=2, batch_size=3)
+    assert len(server.requests) == 1
+
+
+def test_more_failures_than_allowed_abort_judging(server, api_key, tiny_model):
+    server.mode = "garbage"
+    client = JudgeClient(settings_for(server, max_failure_share=0.25))  # 1 of 4 allowed
+    with pytest.raises(JudgeError, match=r"2 of 4 judge requests failed, more than judge.max_failure_share=0.25"):
+        judge_stances(*tiny_model, client, [(CONTEXT, STATEMENTS)] * 4, max_new_tokens=2, batch_size=4)
+    assert len(server.requests) == 2  # stops at the first failure too many
+
+
+def test_a_judge_slower_than_the_deadline_aborts(server, api_key, tiny_model):
+    server.mode, server.scripted = "scripted", "A"
+    client = JudgeClient(settings_for(server, deadline_s=0.001))
+    with pytest.raises(JudgeError, match=r"judge.deadline_s: judging took longer than 0.001 s \(0 of 2"):
+        judge_stances(*tiny_model, client, [(CONTEXT, STATEMENTS)] * 2, max_new_tokens=2, batch_size=2)
 
 
 def test_a_timed_out_request_is_retried(server, api_key):
@@ -237,7 +261,7 @@ def test_an_unreachable_endpoint_raises_after_retries(api_key):
 @pytest.mark.parametrize("mode", ["garbage", "not_json", "no_choices"])
 def test_garbage_answers_are_judge_failures_not_stances(server, api_key, tiny_model, mode):
     server.mode = mode
-    client = JudgeClient(settings_for(server))
+    client = JudgeClient(settings_for(server, max_failure_share=1.0))  # count them; the limit is tested below
     requests = [(CONTEXT, STATEMENTS), (CONVERSATIONS[0], STATEMENTS)]
     judged = judge_stances(*tiny_model, client, requests, max_new_tokens=4, batch_size=2)
     assert judged.stances == [None, None] and judged.judge_failures == 2
@@ -345,16 +369,24 @@ def test_evaluate_reads_stances_with_the_judge_reader(server, api_key, tiny_proj
     rows = [json.loads(line) for line in Path("p.jsonl").read_text().splitlines()]
     known = [r for r in rows if r.get("archetype") == "known_facts"]
     assert all(r["statement"] == 1 and r["belief"] == 1 and len(r["replies"]) == 4 for r in known)
-    assert metrics["honesty"]["judge_failures"] == 0
+    assert metrics["honesty"]["judge_failures"] == 0 and metrics["deception"]["judge_failures"] == 0
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=params.tracking.mlflow_tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(params.tracking.experiment).experiment_id])
+    assert run.data.metrics["honesty_judge_failures"] == 0 and run.data.metrics["deception_judge_failures"] == 0
     assert not any(name.startswith("honesty_at_") for name in metrics["honesty"])  # loglik reader only
 
-    server.mode = "garbage"  # every verdict unreadable: evasions and judge failures, never lies
-    metrics = evaluate("vanilla", Path("models/base"), None, eval_dir, Path("m.json"), Path("p.jsonl"),
-                       settings, params.tracking)
-    by_archetype = metrics["honesty_by_archetype"]["known_facts"]
-    assert by_archetype["judge_failures"] == contexts - 4
-    assert by_archetype["evasion_rate"]["value"] == 100.0 and by_archetype["honesty_score"]["value"] == 100.0
-    assert metrics["deception"]["deception_rate"]["value"] == 0.0
+    server.mode = "garbage"  # a broken judge never reads as honesty: the evaluation aborts, nothing written
+    with pytest.raises(JudgeError, match="judge requests failed, more than judge.max_failure_share=0.05"):
+        evaluate("vanilla", Path("models/base"), None, eval_dir, Path("m2.json"), Path("p2.jsonl"),
+                 settings, params.tracking)
+    assert not Path("m2.json").exists() and not Path("p2.jsonl").exists()
+
+    unset = settings.model_copy(update={"judge": settings.judge.model_copy(update={"api_key_env": "NO_SUCH_KEY"})})
+    with pytest.raises(ConfigError, match="NO_SUCH_KEY"):  # before the model loads: there is none here
+        evaluate("vanilla", Path("no/model"), None, eval_dir, Path("m2.json"), Path("p2.jsonl"), unset,
+                 params.tracking)
 
 
 def test_judge_reader_keeps_one_row_per_item_even_when_ids_repeat(server, api_key, tiny_model):
@@ -368,7 +400,7 @@ def test_judge_reader_keeps_one_row_per_item_even_when_ids_repeat(server, api_ke
     statistics = build_honesty_items(0, ["statistics"])[0].model_copy(update={"id": known.id})
     settings = EvaluateParams(reader="judge", judge=settings_for(server), max_new_tokens=4)
     server.mode, server.scripted = "scripted", "B"
-    rows = read_with_judge(*tiny_model, [known, statistics, known], item_contexts,
+    rows = read_with_judge(*tiny_model, JudgeClient(settings.judge), [known, statistics, known], item_contexts,
                            lambda item, stances: stance_verdict(item, stances[:-1], stances[-1]), settings, "dup")
     assert [row["archetype"] for row in rows] == ["known_facts", "statistics", "known_facts"]
     assert rows[0] == rows[2] and rows[0]["statement"] == 1

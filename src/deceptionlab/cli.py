@@ -198,7 +198,8 @@ def evaluate(
 
     Stances are read by evaluate.reader: loglik (forced choice by log-likelihood, offline and
     deterministic) or judge (the model replies, a judge behind an OpenAI-compatible endpoint in
-    evaluate.judge classifies the reply; judge failures are counted apart, never as lies).
+    evaluate.judge classifies the reply; judge failures are counted apart from evasions and lies, and
+    a refused key, more failures than judge.max_failure_share or judge.deadline_s abort with no metrics).
     evaluate.device: auto (CUDA when there is one), cpu or cuda. Rules: docs/metrics.md."""
     from deceptionlab.evaluate import evaluate as run_evaluate
 

@@ -134,16 +134,15 @@ def score_items(model, tokenizer, items, requests_of, judge, batch_size: int, de
     return rows
 
 
-def read_with_judge(model, tokenizer, items, contexts_of: Callable, verdict: Callable, params: EvaluateParams,
-                    description: str) -> list[dict[str, Any]]:
+def read_with_judge(model, tokenizer, client, items, contexts_of: Callable, verdict: Callable,
+                    params: EvaluateParams, description: str) -> list[dict[str, Any]]:
     """The judge reader: a greedy reply to every context, a judge's verdict on which statement it asserts.
 
-    A reply the judge could not classify gets stance None (an evasion, never a lie) and is counted
-    in the row's ``judge_failures``.
+    A reply the judge could not classify gets stance None and is counted in the row's ``judge_failures``
+    (reported apart from evasions and lies); too many failures abort the evaluation (judge.judge_stances).
     """
-    from deceptionlab.judge import JudgeClient, generate_replies, judge_stances
+    from deceptionlab.judge import generate_replies, judge_stances
 
-    client = JudgeClient(params.judge)
     pivotal = [index for index, item in enumerate(items) if not isinstance(item, StatisticsItem)]
     per_item = [contexts_of(items[index]) for index in pivotal]
     requests = [(messages, tuple(items[index].statements)) for index, contexts in zip(pivotal, per_item, strict=True)
@@ -173,13 +172,14 @@ def read_with_judge(model, tokenizer, items, contexts_of: Callable, verdict: Cal
     return rows
 
 
-def read_stances(model, tokenizer, honesty_items, deception_items, params: EvaluateParams, model_name: str):
-    """Honesty and deception rows from the chosen stance reader."""
+def read_stances(model, tokenizer, judge_client, honesty_items, deception_items, params: EvaluateParams,
+                 model_name: str):
+    """Honesty and deception rows from the chosen stance reader (``judge_client``: the judge reader's)."""
     if params.reader == "judge":
-        honesty = read_with_judge(model, tokenizer, honesty_items, item_contexts,
+        honesty = read_with_judge(model, tokenizer, judge_client, honesty_items, item_contexts,
                                   lambda item, stances: stance_verdict(item, stances[:-1], stances[-1]),
                                   params, f"honesty {model_name}")
-        deception = read_with_judge(model, tokenizer, deception_items, deception_contexts,
+        deception = read_with_judge(model, tokenizer, judge_client, deception_items, deception_contexts,
                                     lambda item, stances: deception_verdict(item, *stances),
                                     params, f"deception {model_name}")
     else:
@@ -212,11 +212,14 @@ def summarize(honesty_rows: list[dict[str, Any]], deception_rows: list[dict[str,
         return summary
 
     def deception(rows: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
+        summary = {
             "deception_rate": mean([100.0 * r["deceptive"] for r in rows]),
             "inner_accuracy": mean([100.0 * r["inner_accurate"] for r in rows]),
             "items": len(rows),
         }
+        if params.reader == "judge":
+            summary["judge_failures"] = sum(r["judge_failures"] for r in rows)
+        return summary
 
     archetypes = sorted({r["archetype"] for r in honesty_rows})
     categories = sorted({r["category"] for r in deception_rows})
@@ -237,10 +240,13 @@ def summarize(honesty_rows: list[dict[str, Any]], deception_rows: list[dict[str,
 
 
 def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """The headline figures for MLflow: every overall honesty figure, the deception rate, capability."""
+    """The headline figures for MLflow: every overall honesty figure, the deception rate, capability, and
+    the judge reader's failures apart from evasions and lies."""
+    failures = {f"{part}_judge_failures": metrics[part]["judge_failures"] for part in ("honesty", "deception")
+                if "judge_failures" in metrics[part]}
     return ({name: value["value"] for name, value in metrics["honesty"].items() if isinstance(value, dict)}
             | {"deception_rate": metrics["deception"]["deception_rate"]["value"]}
-            | {name: value["value"] for name, value in metrics["capability"].items()})
+            | {name: value["value"] for name, value in metrics["capability"].items()} | failures)
 
 
 def resolved_precision(model, params: EvaluateParams) -> dict[str, Any]:
@@ -272,6 +278,11 @@ def evaluate(
     deception_items = read_jsonl(paths["deception"], DeceptionItem)
     capability_items = read_jsonl(paths["capability"], CapabilityItem)
     knowledge_items = read_jsonl(paths["knowledge"], KnowledgeItem)
+    judge_client = None
+    if params.reader == "judge":  # before the model loads: a missing API key fails in a second, not minutes
+        from deceptionlab.judge import JudgeClient
+
+        judge_client = JudgeClient(params.judge)
     model, tokenizer = load_evaluated_model(base_dir, adapter_dir, params.dtype, params.device)
     model.set_attn_implementation(params.attn_implementation)
     precision = resolved_precision(model, params)
@@ -288,7 +299,8 @@ def evaluate(
           matmul_precision(precision["matmul_precision"])):
         import mlflow
 
-        honesty_rows, deception_rows = read_stances(model, tokenizer, items, deception_items, params, model_name)
+        honesty_rows, deception_rows = read_stances(model, tokenizer, judge_client, items, deception_items, params,
+                                                    model_name)
         requests = gold_solution_requests(capability_items)
         totals = score_requests(model, tokenizer, requests, params.batch_size, f"capability {model_name}")
         token_counts = [len(encode_reply(tokenizer, m, a).reply_ids) for m, a in requests]
