@@ -57,6 +57,8 @@ def run_pipeline(project: Path) -> dict[str, str]:
         e3={"n_users": 4, "turns": 1, "candidates": 2, "max_new_tokens": 8, "dtype": "float32",
             "biased_shares": [float(s) for s in SHARES]},
         finetune={"max_length": 512},
+        # Few eval items: every reader, verdict and report path still runs, in minutes on 2 cores.
+        prepare={"honesty_items": 24, "deception_items": 10, "knowledge_items": 8},
     )
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     os.chdir(project)
