@@ -20,10 +20,10 @@ import typer
 from torch.profiler import ProfilerActivity, profile
 from transformers import TrainerCallback
 
-from deceptionlab.config import TrackingParams, load_params
-from deceptionlab.finetune import finetune
-from deceptionlab.precision import hardware
-from deceptionlab.schema import ChatRow, read_jsonl, write_jsonl
+from deceptionlab.core.params import TrackingParams, load_params
+from deceptionlab.core.records import ChatRow, read_jsonl, write_jsonl
+from deceptionlab.models.precision import hardware
+from deceptionlab.training.sft import finetune
 
 GROUPS = {
     "matrix multiplies": {"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm"},

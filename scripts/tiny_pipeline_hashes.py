@@ -22,9 +22,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # conftest: the tiny model and params the tests use
 
-from conftest import SHARED_DATA, build_tiny_model, tiny_params  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
+from conftest import SHARED_DATA, build_tiny_model, tiny_params  # noqa: E402
 from deceptionlab.cli import app  # noqa: E402
 
 OUTPUTS = ("corpora", "models/adapters", "trajectories", "metrics", "predictions", "reports")

@@ -8,8 +8,8 @@ import yaml
 from typer.testing import CliRunner
 
 from deceptionlab.cli import app
-from deceptionlab.config import load_params
-from deceptionlab.errors import ConfigError
+from deceptionlab.core.errors import ConfigError
+from deceptionlab.core.params import load_params
 
 runner = CliRunner()
 
@@ -68,7 +68,7 @@ def test_unknown_condition_and_missing_model_are_clear_errors(tiny_project):
 
 def test_mixture_cli_writes_nested_mixtures_from_the_prepared_pools(tiny_project):
     from conftest import SHARED_DATA
-    from deceptionlab.schema import ChatRow, read_jsonl
+    from deceptionlab.core.records import ChatRow, read_jsonl
 
     (tiny_project / "data").symlink_to(SHARED_DATA)
     params = yaml.safe_load((tiny_project / "params.yaml").read_text())

