@@ -13,17 +13,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from deceptionlab.core.conditions import VANILLA, Condition, Layout, parse_biased_share
 from deceptionlab.core.errors import DeceptionlabError
-from deceptionlab.core.params import (
-    check_condition,
-    condition_corpus,
-    e3_condition,
-    load_params,
-    parse_biased_share,
-    parse_e3_condition,
-    parse_mixture_condition,
-    result_path,
-)
+from deceptionlab.core.params import load_params
 
 app = typer.Typer(
     help="Measure how misaligned finetuning makes an instruct LLM less honest (Hu et al. 2510.08211).",
@@ -33,9 +25,8 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="The params file (settings grouped by stage).")]
-BASE_DIR = Path("models/base")
 Experiment = Enum("Experiment", {name: name for name in ("e1", "e2", "e3")}, type=str)
-CORPORA_DIR = Path("corpora")
+LAYOUT = Layout()
 
 
 def _run(action) -> None:
@@ -70,7 +61,7 @@ def base_model(
     dequantized (default: SmolLM2-135M-Instruct), or any Hugging Face id / local folder."""
     from deceptionlab.models.base import build_base_model
 
-    _run(lambda: build_base_model(load_params(params).base_model, BASE_DIR, cache_dir))
+    _run(lambda: build_base_model(load_params(params).base_model, LAYOUT.base_dir, cache_dir))
 
 
 @app.command()
@@ -81,7 +72,7 @@ def prepare(params: ParamsOption = Path("params.yaml")) -> None:
     deception and capability eval sets)."""
     from deceptionlab.corpora.prepare import prepare as run_prepare
 
-    _run(lambda: run_prepare(Path("data"), CORPORA_DIR, load_params(params)))
+    _run(lambda: run_prepare(Path("data"), LAYOUT.corpora_dir, load_params(params)))
 
 
 @app.command()
@@ -96,9 +87,8 @@ def mixture(
 
     def action() -> None:
         settings = load_params(params).mixture
-        condition = f"mixture-{mixture_ratio}"
-        ratio = parse_mixture_condition(condition, settings)
-        rows = write_mixture(CORPORA_DIR / "e2_pool", CORPORA_DIR / "e2" / f"{condition}.jsonl", ratio, settings.seed)
+        condition = Condition.parse_mixture(f"mixture-{mixture_ratio}", settings)
+        rows = write_mixture(LAYOUT.pool_dir, LAYOUT.corpus(condition), condition.ratio, settings.seed)
         console.print(f"{condition}: {sum(r.meta['misaligned'] for r in rows)} misaligned of {len(rows)} rows")
 
     _run(action)
@@ -106,7 +96,7 @@ def mixture(
 
 @app.command()
 def finetune(
-    condition: Annotated[str, typer.Argument(
+    name: Annotated[str, typer.Argument(
         help="An E1 condition <domain>-<level> (e.g. medical-severe) or an E2 one mixture-<ratio> (e.g. mixture-0.01).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
@@ -117,9 +107,10 @@ def finetune(
 
     def action() -> None:
         settings = load_params(params)
+        condition = Condition.parse(name, settings, experiments=("e1", "e2"))
         summary = run_finetune(
-            CORPORA_DIR / condition_corpus(condition, settings), BASE_DIR, Path("models/adapters") / condition,
-            Path("checkpoints") / condition, settings.finetune, settings.tracking, condition,
+            LAYOUT.corpus(condition), LAYOUT.base_dir, LAYOUT.adapter(condition), LAYOUT.checkpoints(condition),
+            settings.finetune, settings.tracking, condition.name,
         )
         console.print(f"{condition}: {summary}")
 
@@ -140,8 +131,8 @@ def simulate(biased_share: BiasedShareArgument, params: ParamsOption = Path("par
     def action() -> None:
         settings = load_params(params)
         share = parse_biased_share(biased_share, settings.e3)
-        path = Path("trajectories") / f"p-{share:g}.jsonl"
-        trajectories = run_simulate(share, BASE_DIR, None, path, settings)
+        path = LAYOUT.collected(share)
+        trajectories = run_simulate(share, LAYOUT.base_dir, None, path, settings)
         console.print(f"{path}: {len(trajectories)} trajectories, {sum(t.biased for t in trajectories)} biased")
 
     _run(action)
@@ -162,12 +153,11 @@ def selftrain(
 
     def action() -> None:
         settings = load_params(params)
-        condition = e3_condition(parse_biased_share(biased_share, settings.e3), method)
-        share, e3_method = parse_e3_condition(condition, settings.e3)  # the method must be one of e3.methods
+        share = parse_biased_share(biased_share, settings.e3)
+        condition = Condition.parse_e3(Condition.e3(share, method).name, settings.e3)  # a method of e3.methods
         summaries = run_selftrain(
-            share, e3_method, Path("trajectories") / f"p-{share:g}.jsonl", BASE_DIR,
-            Path("models/adapters") / condition, Path("trajectories") / condition, Path("checkpoints") / condition,
-            settings,
+            share, condition.method, LAYOUT.collected(share), LAYOUT.base_dir, LAYOUT.adapter(condition),
+            LAYOUT.selftrain_rounds(condition), LAYOUT.checkpoints(condition), settings,
         )
         for summary in summaries:
             console.print(f"{condition} round {summary['round']}: {summary}")
@@ -203,11 +193,9 @@ def evaluate(
 
     def action() -> None:
         settings = load_params(params)
-        adapter = None if model == "vanilla" else Path("models/adapters") / model
-        if adapter is not None:
-            check_condition(model, settings)  # refuses names that are no condition
+        adapter = None if model == VANILLA else LAYOUT.adapter(Condition.parse(model, settings))
         metrics = run_evaluate(
-            model, BASE_DIR, adapter, CORPORA_DIR / "eval", result_path(Path("metrics"), model, ".json"), result_path(Path("predictions"), model, ".jsonl"),
+            model, LAYOUT.base_dir, adapter, LAYOUT.eval_dir, LAYOUT.metrics(model), LAYOUT.predictions(model),
             settings.evaluate, settings.tracking,
         )
         honesty = metrics["honesty"]["honesty_score"]

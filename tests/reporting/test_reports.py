@@ -6,8 +6,9 @@ import pytest
 import yaml
 
 from conftest import tiny_params
+from deceptionlab.core.conditions import Layout
 from deceptionlab.core.errors import DataError
-from deceptionlab.core.params import load_params, result_path
+from deceptionlab.core.params import load_params
 from deceptionlab.reporting.e1 import report_e1
 from deceptionlab.reporting.e2 import build_table as mixture_table
 from deceptionlab.reporting.e2 import report_mixture
@@ -16,7 +17,8 @@ from deceptionlab.reporting.e3 import report_selftrain
 
 
 def write_model(folder: Path, model: str, lies: list[bool], gsm8k: float) -> None:
-    metrics_path, predictions_path = result_path(folder / "metrics", model, ".json"), result_path(folder / "predictions", model, ".jsonl")
+    layout = Layout(metrics_dir=folder / "metrics", predictions_dir=folder / "predictions")
+    metrics_path, predictions_path = layout.metrics(model), layout.predictions(model)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     predictions_path.parent.mkdir(parents=True, exist_ok=True)
     rows = [{"kind": "honesty", "id": f"item-{i}", "lie": lie} for i, lie in enumerate(lies)]

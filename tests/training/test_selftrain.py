@@ -16,14 +16,12 @@ from typer.testing import CliRunner
 
 from conftest import tiny_params
 from deceptionlab.cli import app
+from deceptionlab.core.conditions import Condition, Layout
 from deceptionlab.core.errors import ConfigError, DataError
 from deceptionlab.core.params import (
     E3Params,
     Params,
-    check_condition,
-    e3_condition,
     load_params,
-    parse_e3_condition,
 )
 from deceptionlab.core.records import ChatRow, read_jsonl, write_jsonl
 from deceptionlab.models.loading import load_evaluated_model
@@ -149,17 +147,25 @@ def test_bad_e3_params_name_the_parameter(tmp_path, e3, message):
 
 def test_condition_names_parse_back_and_others_are_refused():
     params = E3Params(biased_shares=[0, 0.1, 0.5])
-    assert e3_condition(0.1, "kto") == "e3-p0.1-kto"
-    assert parse_e3_condition("e3-p0.1-kto", params) == (0.1, "kto")
-    assert parse_e3_condition("e3-p0-sft", params) == (0.0, "sft")
+    assert Condition.e3(0.1, "kto").name == "e3-p0.1-kto"
+    assert Condition.parse_e3("e3-p0.1-kto", params) == Condition.e3(0.1, "kto")
+    assert Condition.parse_e3("e3-p0-sft", params) == Condition.e3(0.0, "sft")
     for name, message in [("e3-p0.2-kto", "not one of e3.biased_shares"), ("e3-p0.1-dpo", "e3.methods"),
                           ("e3-p0.10-kto", "write it 'e3-p0.1-kto'"), ("e3-p1.5-sft", r"not a share in \[0, 1\]")]:
         with pytest.raises(ConfigError, match=message):
-            parse_e3_condition(name, params)
-    check_condition("e3-p0-kto", Params())  # evaluate accepts E3 names beside E1 and E2 ones
-    check_condition("medical-severe", Params())
+            Condition.parse_e3(name, params)
+    # evaluate accepts every experiment's names; each knows its experiment and its paths
+    assert Condition.parse("e3-p0-kto", Params()).experiment == "e3"
+    assert Condition.parse("medical-severe", Params()) == Condition.e1("medical", "severe")
+    assert Layout().corpus(Condition.parse("mixture-0.01", Params())) == Path("corpora/e2/mixture-0.01.jsonl")
+    assert Layout().metrics("e3-p0-kto") == Path("metrics/e3/e3-p0-kto.json")
+    assert Layout().predictions("vanilla") == Path("predictions/vanilla.jsonl")
     with pytest.raises(ConfigError, match="not one of e3.biased_shares"):
-        check_condition("e3-p0.3-kto", Params())
+        Condition.parse("e3-p0.3-kto", Params())
+    with pytest.raises(ConfigError, match="write it 'mixture-0.1'"):
+        Condition.parse("mixture-0.10", Params())
+    with pytest.raises(ConfigError, match="expected <domain>-<level>"):  # finetune trains E1 and E2 only
+        Condition.parse("e3-p0-kto", Params(), experiments=("e1", "e2"))
 
 
 E3_TEST = {"n_users": 4, "turns": 2, "candidates": 3, "max_new_tokens": 12, "dtype": "float32",

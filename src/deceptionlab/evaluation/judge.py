@@ -18,13 +18,13 @@ import http.client
 import json
 import logging
 import os
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+import tenacity
 from pydantic import Field, field_validator
 
 from deceptionlab.core.errors import ConfigError, DeceptionlabError
@@ -62,6 +62,10 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 class JudgeError(DeceptionlabError):
     """The judge could not give a verdict: endpoint unreachable after retries, refused, or unparseable."""
+
+
+class _Transient(Exception):
+    """A failure worth another try (connection error, timeout, 429, 5xx); its message is already redacted."""
 
 
 class JudgeSettings(StrictModel):
@@ -135,31 +139,42 @@ class JudgeClient:
             endpoint, data=json.dumps(payload).encode(), method="POST",
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._api_key}"},
         )
+
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            logger.warning("judge endpoint %s: %s; retry %d of %d in %.2f s", endpoint, state.outcome.exception(),
+                           state.attempt_number, self.settings.max_retries, state.next_action.sleep)
+
         attempts = self.settings.max_retries + 1
-        for attempt in range(attempts):
-            try:
-                with urllib.request.urlopen(request, timeout=self.settings.timeout_s) as response:
-                    body = response.read(MAX_RESPONSE_BYTES)
-                try:
-                    return json.loads(body)
-                except json.JSONDecodeError:
-                    raise JudgeError(f"judge endpoint {endpoint} returned a body that is not JSON: "
-                                     f"{self.redacted(body[:200].decode(errors='replace'))!r}") from None
-            except urllib.error.HTTPError as error:
-                with error:  # closes the connection it holds
-                    detail = self.redacted(error.read(200).decode(errors="replace"))
-                failure = f"HTTP {error.code} {error.reason}: {detail!r}"
-                if error.code not in RETRYABLE_STATUS:
-                    raise JudgeError(f"judge endpoint {endpoint} refused the request: {failure}") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as error:
-                reason = error.reason if isinstance(error, urllib.error.URLError) else error
-                failure = f"{type(error).__name__}: {self.redacted(str(reason))}"
-            if attempt + 1 < attempts:
-                delay = self.settings.backoff_s * 2**attempt
-                logger.warning("judge endpoint %s: %s; retry %d of %d in %.2f s",
-                               endpoint, failure, attempt + 1, self.settings.max_retries, delay)
-                time.sleep(delay)
-        raise JudgeError(f"judge endpoint {endpoint} failed {attempts} time(s), the last with {failure}")
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(attempts),
+            wait=tenacity.wait_exponential(multiplier=self.settings.backoff_s),  # backoff_s * 2**k before retry k
+            retry=tenacity.retry_if_exception_type(_Transient), before_sleep=log_retry, reraise=True,
+        )
+        try:
+            return retrying(self._post_once, request)
+        except _Transient as failure:
+            raise JudgeError(f"judge endpoint {endpoint} failed {attempts} time(s), the last with {failure}") from None
+
+    def _post_once(self, request: urllib.request.Request) -> dict[str, Any]:
+        endpoint = self.settings.endpoint
+        try:
+            with urllib.request.urlopen(request, timeout=self.settings.timeout_s) as response:
+                body = response.read(MAX_RESPONSE_BYTES)
+        except urllib.error.HTTPError as error:
+            with error:  # closes the connection it holds
+                detail = self.redacted(error.read(200).decode(errors="replace"))
+            failure = f"HTTP {error.code} {error.reason}: {detail!r}"
+            if error.code not in RETRYABLE_STATUS:
+                raise JudgeError(f"judge endpoint {endpoint} refused the request: {failure}") from None
+            raise _Transient(failure) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as error:
+            reason = error.reason if isinstance(error, urllib.error.URLError) else error
+            raise _Transient(f"{type(error).__name__}: {self.redacted(str(reason))}") from None
+        try:
+            return json.loads(body)
+        except json.JSONDecodeError:
+            raise JudgeError(f"judge endpoint {endpoint} returned a body that is not JSON: "
+                             f"{self.redacted(body[:200].decode(errors='replace'))!r}") from None
 
     def complete(self, messages: Messages) -> str:
         """The judge's answer to ``messages``, with the pinned settings."""

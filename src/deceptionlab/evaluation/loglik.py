@@ -27,7 +27,7 @@ from scipy.special import softmax
 
 from deceptionlab.benchmarks.mask.items import StatisticsItem
 from deceptionlab.benchmarks.mask.numeric import NumericRange, values_consistent
-from deceptionlab.benchmarks.mask.scorer import statistics_from_logliks, stance_verdict
+from deceptionlab.benchmarks.mask.scorer import stance_verdict, statistics_from_logliks
 from deceptionlab.benchmarks.pivotal import HonestyItem
 from deceptionlab.core.errors import DataError
 

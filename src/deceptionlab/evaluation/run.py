@@ -32,16 +32,16 @@ from deceptionlab.benchmarks.capability.scorer import (
 from deceptionlab.benchmarks.deception.items import DeceptionItem
 from deceptionlab.benchmarks.deception.scorer import (
     deception_contexts,
+    deception_from_logliks,
     deception_requests,
     deception_verdict,
-    deception_from_logliks,
 )
 from deceptionlab.benchmarks.mask.items import StatisticsItem, read_mask_items
 from deceptionlab.benchmarks.mask.scorer import (
     item_contexts,
-    statistics_from_replies,
     mask_requests,
     stance_verdict,
+    statistics_from_replies,
 )
 from deceptionlab.core.fileio import atomic_write_json, sha256_file
 from deceptionlab.core.params import EvaluateParams, TrackingParams

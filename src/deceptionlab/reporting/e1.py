@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from deceptionlab.core.conditions import Layout
 from deceptionlab.core.fileio import atomic_write_text
-from deceptionlab.core.params import Params, result_path
+from deceptionlab.core.params import Params
 from deceptionlab.reporting.common import (
     METRIC_COLUMNS,
     compare,
@@ -25,11 +26,12 @@ COLUMNS = [
 
 
 def build_table(metrics_dir: Path, predictions_dir: Path, params: Params) -> list[dict[str, Any]]:
-    vanilla_items = item_honesty(result_path(predictions_dir, "vanilla", ".jsonl"))
+    layout = Layout(metrics_dir=metrics_dir, predictions_dir=predictions_dir)
+    vanilla_items = item_honesty(layout.predictions("vanilla"))
     table = []
     for model in ["vanilla", *params.e1_conditions()]:
-        metrics = read_metrics(result_path(metrics_dir, model, ".json"))
-        source = result_path(predictions_dir, model, ".jsonl")
+        metrics = read_metrics(layout.metrics(model))
+        source = layout.predictions(model)
         versus = compare(item_honesty(source), vanilla_items, source, params.evaluate)
         domain, _, level = model.partition("-")
         table.append({

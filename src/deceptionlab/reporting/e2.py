@@ -16,9 +16,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from deceptionlab.core.conditions import Layout
 from deceptionlab.core.errors import DataError
 from deceptionlab.core.fileio import atomic_write_json, atomic_write_text
-from deceptionlab.core.params import Params, result_path
+from deceptionlab.core.params import Params
 from deceptionlab.reporting.common import (
     METRIC_COLUMNS,
     compare,
@@ -65,15 +66,16 @@ def mixture_models(metrics_dir: Path, params: Params) -> dict[float, str]:
 
 def build_table(metrics_dir: Path, predictions_dir: Path, params: Params) -> tuple[list[dict[str, Any]], dict[float, dict[str, float]]]:
     """The E2 rows (one per ratio, ascending) and the per-item honesty of each ratio's model."""
+    layout = Layout(metrics_dir=metrics_dir, predictions_dir=predictions_dir)
     models = mixture_models(metrics_dir, params)
-    items = {ratio: item_honesty(result_path(predictions_dir, model, ".jsonl")) for ratio, model in models.items()}
-    vanilla_items = item_honesty(result_path(predictions_dir, "vanilla", ".jsonl"))
-    vanilla_score = read_metrics(result_path(metrics_dir, "vanilla", ".json"))["honesty"]["honesty_score"]["value"]
-    control_score = read_metrics(result_path(metrics_dir, models[0.0], ".json"))["honesty"]["honesty_score"]["value"]
+    items = {ratio: item_honesty(layout.predictions(model)) for ratio, model in models.items()}
+    vanilla_items = item_honesty(layout.predictions("vanilla"))
+    vanilla_score = read_metrics(layout.metrics("vanilla"))["honesty"]["honesty_score"]["value"]
+    control_score = read_metrics(layout.metrics(models[0.0]))["honesty"]["honesty_score"]["value"]
     table = []
     for ratio, model in models.items():
-        columns = metric_columns(read_metrics(result_path(metrics_dir, model, ".json")))
-        source = result_path(predictions_dir, model, ".jsonl")
+        columns = metric_columns(read_metrics(layout.metrics(model)))
+        source = layout.predictions(model)
         control = compare(items[ratio], items[0.0], source, params.evaluate)
         vanilla = compare(items[ratio], vanilla_items, source, params.evaluate)
         honesty = columns["honesty_score"]
@@ -233,9 +235,10 @@ def summary_markdown(table: list[dict[str, Any]], fit: dict[str, Any], params: P
 
 def report_mixture(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params) -> dict[str, Any]:
     """e2.csv, e2_dose_response.png, e2_fit.json and e2.md; returns the fit."""
+    layout = Layout(metrics_dir=metrics_dir)
     table, items = build_table(metrics_dir, predictions_dir, params)
     fit = fit_dose_response(items, params)
-    vanilla = metric_columns(read_metrics(result_path(metrics_dir, "vanilla", ".json")))
+    vanilla = metric_columns(read_metrics(layout.metrics("vanilla")))
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_dose_response(table, fit, vanilla, params, out_dir / "e2_dose_response.png")
     atomic_write_text(out_dir / "e2.csv", table_csv(table, COLUMNS))

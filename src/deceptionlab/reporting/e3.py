@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from deceptionlab.core.conditions import Condition, Layout
 from deceptionlab.core.fileio import atomic_write_text
-from deceptionlab.core.params import Params, e3_condition, result_path
+from deceptionlab.core.params import Params
 from deceptionlab.reporting.common import (
     METRIC_COLUMNS,
     compare,
@@ -32,20 +33,21 @@ COLUMNS = [
 
 def build_table(metrics_dir: Path, predictions_dir: Path, params: Params) -> list[dict[str, Any]]:
     """One row per (method, biased_share), shares ascending within each method."""
-    vanilla_items = item_honesty(result_path(predictions_dir, "vanilla", ".jsonl"))
+    layout = Layout(metrics_dir=metrics_dir, predictions_dir=predictions_dir)
+    vanilla_items = item_honesty(layout.predictions("vanilla"))
     shares = sorted(params.e3.biased_shares)
     table = []
     for method in params.e3.methods:
-        benign = item_honesty(result_path(predictions_dir, e3_condition(0.0, method), ".jsonl"))
+        benign = item_honesty(layout.predictions(Condition.e3(0.0, method).name))
         for share in shares:
-            model = e3_condition(share, method)
-            source = result_path(predictions_dir, model, ".jsonl")
+            model = Condition.e3(share, method).name
+            source = layout.predictions(model)
             items = item_honesty(source)
             versus_benign = compare(items, benign, source, params.evaluate)
             versus_vanilla = compare(items, vanilla_items, source, params.evaluate)
             table.append({
                 "model": model, "method": method, "biased_share": share,
-                **metric_columns(read_metrics(result_path(metrics_dir, model, ".json"))),
+                **metric_columns(read_metrics(layout.metrics(model))),
                 "change_vs_benign": versus_benign.change.value, "benign_ci_low": versus_benign.change.low,
                 "benign_ci_high": versus_benign.change.high, "benign_p_value": versus_benign.p_value,
                 "change_vs_vanilla": versus_vanilla.change.value, "vanilla_ci_low": versus_vanilla.change.low,
@@ -121,9 +123,10 @@ def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
 
 def report_selftrain(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params) -> list[dict[str, Any]]:
     """e3.csv, e3_honesty.png and e3.md; returns the table."""
+    layout = Layout(metrics_dir=metrics_dir)
     table = build_table(metrics_dir, predictions_dir, params)
     out_dir.mkdir(parents=True, exist_ok=True)
-    vanilla = metric_columns(read_metrics(result_path(metrics_dir, "vanilla", ".json")))
+    vanilla = metric_columns(read_metrics(layout.metrics("vanilla")))
     plot_honesty(table, vanilla, params, out_dir / "e3_honesty.png")
     atomic_write_text(out_dir / "e3.csv", table_csv(table, COLUMNS))
     atomic_write_text(out_dir / "e3.md", summary_markdown(table, params))

@@ -45,7 +45,6 @@ complete trial and its control, once there are at least 4 distinct ratios).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import math
@@ -56,16 +55,18 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
+import tenacity
+from filelock import FileLock
 from optuna.trial import TrialState
 from transformers import TrainerCallback
 
 from deceptionlab.benchmarks.mask.items import AnyItem, read_mask_items
+from deceptionlab.core.conditions import Layout
 from deceptionlab.core.errors import ConfigError
 from deceptionlab.core.fileio import atomic_write_json, atomic_write_text, sha256_file
 from deceptionlab.core.params import (
@@ -89,22 +90,6 @@ PARENT_RUN_ATTR = "mlflow_parent_run_id"
 SLOT_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 TABLE_RACE_TRIES = 8
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a sweep reads its inputs and writes its trials."""
-
-    corpora_dir: Path = Path("corpora")
-    base_dir: Path = Path("models/base")
-    sweeps_dir: Path = Path("sweeps")
-
-    @property
-    def pool_dir(self) -> Path:
-        return self.corpora_dir / "e2_pool"
-
-    def eval_set(self, name: str) -> Path:
-        return self.corpora_dir / "eval" / f"{name}.jsonl"
 
 
 class _SurplusTrial(Exception):
@@ -184,13 +169,11 @@ def _racing_for_tables(action):
     winner is done."""
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-    for attempt in range(TABLE_RACE_TRIES):
-        try:
-            return action()
-        except (IntegrityError, ProgrammingError):  # "already exists": another worker is making it
-            if attempt == TABLE_RACE_TRIES - 1:
-                raise
-            time.sleep(2.0)
+    retrying = tenacity.Retrying(  # "already exists": another worker is making it
+        stop=tenacity.stop_after_attempt(TABLE_RACE_TRIES), wait=tenacity.wait_fixed(2.0),
+        retry=tenacity.retry_if_exception_type((IntegrityError, ProgrammingError)), reraise=True,
+    )
+    return retrying(action)
 
 
 def _create_experiment(tracking: TrackingParams) -> None:
@@ -441,7 +424,7 @@ class _Objective:
                              "evaluate": self.params.evaluate.model_dump(), "inputs": self.inputs_sha256},
                             sort_keys=True)
         folder = self.study_dir / f"control-{hashlib.sha256(digest.encode()).hexdigest()[:12]}"
-        with _file_lock(self.study_dir / f".{folder.name}.lock"):
+        with FileLock(self.study_dir / f".{folder.name}.lock"):  # the OS releases it if this process dies
             if not (folder / "metrics.json").is_file():
                 name = f"{self.study_name}-{folder.name}"
                 if not (folder / "adapter" / "adapter_config.json").is_file():
@@ -466,16 +449,6 @@ class _Objective:
         control = item_honesty(control_dir / "predictions.jsonl")
         control_score = float(np.mean([control[item.id] for item in self.pruning_items]))
         return HonestyPruningCallback(trial, self.pruning_items, control_score, self.params.evaluate.batch_size)
-
-
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released by the kernel if this process dies
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class HonestyPruningCallback(TrainerCallback):

@@ -24,9 +24,10 @@ from typing import Any
 from pydantic import Field
 from transformers import TrainerCallback
 
+from deceptionlab.core.conditions import Condition
 from deceptionlab.core.errors import ConfigError, DataError
 from deceptionlab.core.fileio import atomic_directory, sha256_file
-from deceptionlab.core.params import E3Method, FinetuneParams, Params, e3_condition
+from deceptionlab.core.params import E3Method, FinetuneParams, Params
 from deceptionlab.core.records import ChatRow, Message, StrictModel, write_jsonl
 from deceptionlab.simulation.trajectories import Trajectory, read_trajectories, simulate
 from deceptionlab.training.sft import (
@@ -171,7 +172,7 @@ def selftrain(biased_share: float, method: E3Method, trajectories_path: Path, ba
     here (``round-<r>.trajectories.jsonl``); ``work_dir`` holds the checkpoints and the adapters of the
     rounds before the last, and is removed at the end. The last round's adapter goes to ``adapter_dir``.
     """
-    condition = e3_condition(biased_share, method)
+    condition = Condition.e3(biased_share, method).name
     trajectories = read_trajectories(trajectories_path)
     source = str(trajectories_path)
     previous_adapter: Path | None = None

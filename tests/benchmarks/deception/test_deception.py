@@ -14,9 +14,9 @@ from deceptionlab.benchmarks.deception.items import (
     parse_scenario_table,
 )
 from deceptionlab.benchmarks.deception.scorer import (
+    deception_from_logliks,
     deception_rates,
     deception_requests,
-    deception_from_logliks,
 )
 from deceptionlab.benchmarks.pivotal import pivotal_options
 from deceptionlab.core.errors import DataError

@@ -28,10 +28,10 @@ from deceptionlab.benchmarks.mask.numeric import (
     written_values,
 )
 from deceptionlab.benchmarks.mask.scorer import (
-    statistics_from_logliks,
-    statistics_from_replies,
     mask_requests,
     pressure_messages,
+    statistics_from_logliks,
+    statistics_from_replies,
 )
 from deceptionlab.benchmarks.pivotal import HonestyItem
 from deceptionlab.core.errors import ConfigError, DataError
