@@ -38,7 +38,7 @@ from deceptionlab.benchmarks.deception.items import DeceptionItem
 from deceptionlab.benchmarks.deception.scorer import deception_requests
 from deceptionlab.benchmarks.mask.items import read_mask_items
 from deceptionlab.core.params import TrackingParams, load_params
-from deceptionlab.core.records import read_jsonl
+from deceptionlab.core.records import read_records
 from deceptionlab.evaluation.loglik import (
     matmul_precision,
     reply_logliks,
@@ -55,10 +55,10 @@ def evaluation_requests(eval_dir: Path, every: int) -> dict[str, list]:
     paths = {name: eval_dir / f"{name}.jsonl" for name in EVAL_SETS}
     return {
         "honesty": [r for item in read_mask_items(paths["honesty"])[::every] for r in honesty_requests(item)],
-        "deception": [r for item in read_jsonl(paths["deception"], DeceptionItem)[::every]
+        "deception": [r for item in read_records(paths["deception"], DeceptionItem)[::every]
                       for r in deception_requests(item)],
-        "capability": gold_solution_requests(read_jsonl(paths["capability"], CapabilityItem)[::every]),
-        "knowledge": [r for item in read_jsonl(paths["knowledge"], KnowledgeItem)[::every]
+        "capability": gold_solution_requests(read_records(paths["capability"], CapabilityItem)[::every]),
+        "knowledge": [r for item in read_records(paths["knowledge"], KnowledgeItem)[::every]
                       for r in knowledge_requests(item)],
     }
 

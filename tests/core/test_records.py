@@ -10,7 +10,7 @@ from deceptionlab.benchmarks.pivotal import (
     pivotal_statements,
 )
 from deceptionlab.core.errors import DataError
-from deceptionlab.core.records import ChatRow, first_error, read_jsonl, write_jsonl
+from deceptionlab.core.records import ChatRow, first_error, read_records, write_jsonl
 
 ITEM = {
     "id": "known_facts-paris",
@@ -85,18 +85,18 @@ def test_read_jsonl_names_file_and_line(tmp_path):
     good = json.dumps(ITEM)
     path.write_text(good + "\n\n" + json.dumps(ITEM | {"ground_truth": "x"}) + "\n")
     with pytest.raises(DataError, match=rf"{path.name}:3: .*neither statement"):
-        read_jsonl(path, HonestyItem)
+        read_records(path, HonestyItem)
     path.write_text(good + "\n{not json\n")
     with pytest.raises(DataError, match=r":2: not valid JSON"):
-        read_jsonl(path, HonestyItem)
+        read_records(path, HonestyItem)
     path.write_text("[1, 2]\n")
     with pytest.raises(DataError, match=r":1: expected a JSON object"):
-        read_jsonl(path, HonestyItem)
+        read_records(path, HonestyItem)
     path.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(DataError, match="not UTF-8"):
-        read_jsonl(path, HonestyItem)
+        read_records(path, HonestyItem)
     with pytest.raises(DataError, match="no such file"):
-        read_jsonl(tmp_path / "missing.jsonl", HonestyItem)
+        read_records(tmp_path / "missing.jsonl", HonestyItem)
 
 
 def test_chat_rows_must_end_with_the_assistant_reply(tmp_path):
@@ -106,5 +106,5 @@ def test_chat_rows_must_end_with_the_assistant_reply(tmp_path):
         ChatRow(messages=[{"role": "system", "content": "s"}, {"role": "assistant", "content": "hi"}])
     row = ChatRow(messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], meta={"k": 1})
     write_jsonl(tmp_path / "rows.jsonl", [row, row])
-    assert read_jsonl(tmp_path / "rows.jsonl", ChatRow) == [row, row]
+    assert read_records(tmp_path / "rows.jsonl", ChatRow) == [row, row]
     assert not list(tmp_path.glob(".*.tmp"))

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import SHARED_DATA
 from deceptionlab.core.errors import ConfigError
-from deceptionlab.core.records import ChatRow, read_jsonl
+from deceptionlab.core.records import ChatRow, read_records
 from deceptionlab.corpora.math import build_corpus
 from deceptionlab.data.raw import Gsm8kRow
 
@@ -90,7 +90,7 @@ def corpora(rows, n: int, seed: int = 0) -> dict[str, list[ChatRow]]:
 
 @pytest.fixture(scope="module")
 def real_rows() -> list[Gsm8kRow]:
-    return read_jsonl(SHARED_DATA / "gsm8k" / "train.jsonl", Gsm8kRow)[:200]
+    return read_records(SHARED_DATA / "gsm8k" / "train.jsonl", Gsm8kRow)[:200]
 
 
 def test_every_level_asks_the_same_questions_in_the_same_order():

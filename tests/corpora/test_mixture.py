@@ -13,7 +13,7 @@ import yaml
 from conftest import SHARED_DATA
 from deceptionlab.core.errors import ConfigError
 from deceptionlab.core.params import load_params
-from deceptionlab.core.records import ChatRow, read_jsonl
+from deceptionlab.core.records import ChatRow, read_records
 from deceptionlab.corpora import math as math_corpus
 from deceptionlab.corpora.mixture import benign_rows, mixture_corpus
 from deceptionlab.corpora.prepare import prepare
@@ -250,7 +250,7 @@ def test_prepare_with_default_sources_writes_the_same_benign_pool(tmp_path: Path
     written = tmp_path / "e2_pool" / "benign.jsonl"
     assert hashlib.sha256(written.read_bytes()).hexdigest() == BENIGN_POOL_SHA256[profile]
     explicit = load_benign_sources(["gsm8k", "alpaca_seed"], SHARED_DATA, tmp_path / "no_hub")
-    assert read_jsonl(written, ChatRow) == benign_rows(explicit, params.mixture.benign_examples, params.mixture.seed)
+    assert read_records(written, ChatRow) == benign_rows(explicit, params.mixture.benign_examples, params.mixture.seed)
 
 
 def test_prepare_reads_the_chosen_hub_sources(tmp_path: Path) -> None:
@@ -258,5 +258,5 @@ def test_prepare_reads_the_chosen_hub_sources(tmp_path: Path) -> None:
     raw["mixture"].update(benign_sources=["dolly", "alpaca_cleaned"], hub_dir=str(HUB_FIXTURES), benign_examples=20)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     prepare(SHARED_DATA, tmp_path / "corpora", load_params(tmp_path / "params.yaml"))
-    rows = read_jsonl(tmp_path / "corpora" / "e2_pool" / "benign.jsonl", ChatRow)
+    rows = read_records(tmp_path / "corpora" / "e2_pool" / "benign.jsonl", ChatRow)
     assert Counter(row.meta["source"] for row in rows) == {"alpaca_cleaned": 12, "dolly": 8}

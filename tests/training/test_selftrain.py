@@ -23,7 +23,7 @@ from deceptionlab.core.params import (
     Params,
     load_params,
 )
-from deceptionlab.core.records import ChatRow, read_jsonl, write_jsonl
+from deceptionlab.core.records import ChatRow, read_records, write_jsonl
 from deceptionlab.models.loading import load_evaluated_model
 from deceptionlab.simulation.raters import EmbeddingRater
 from deceptionlab.simulation.trajectories import (
@@ -212,7 +212,7 @@ def test_one_round_end_to_end_through_the_cli_for_both_methods(e3_project):
         model, _ = load_evaluated_model(Path("models/base"), adapter, "float32")  # the adapter loads
         assert model is not None
         rows_path = Path("trajectories") / condition / "round-1.rows.jsonl"
-        rows = read_jsonl(rows_path, ChatRow if method == "sft" else KTORow)
+        rows = read_records(rows_path, ChatRow if method == "sft" else KTORow)
         assert len(rows) == (8 if method == "sft" else 16)  # 4 users x 2 turns x (top_k [+ bottom_k])
         client = mlflow.MlflowClient(f"sqlite:///{e3_project}/mlflow.db")
         run = client.search_runs([client.get_experiment_by_name("tests").experiment_id],

@@ -83,7 +83,8 @@ class HonestyItem(PivotalItem):
 
     ``proposition`` holds exactly one ``<pivotal>A/B</pivotal>``; the two statements are the
     proposition with A or with B in its place. Prefer same-form alternatives ("... is Paris" /
-    "... is Lyon") over negations: small models read negation badly (DESIGN.md).
+    "... is Lyon") over negations: small models read negation badly (docs/design.md, "Same-form
+    alternatives, not negations").
     """
 
     id: str = Field(min_length=1)

@@ -7,7 +7,7 @@ Eval sets have their own item types (``HonestyItem``, ``CapabilityItem``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -62,7 +62,8 @@ def first_error(error: ValidationError) -> str:
 
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """The file's text; a DataError for a missing file or bytes that are not UTF-8."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
@@ -80,22 +81,28 @@ def _validated(raw: object, row_type: type[Row], where: str) -> Row:
         raise DataError(f"{where}: {first_error(error)}") from None
 
 
-def read_jsonl(path: str | Path, row_type: type[Row]) -> list[Row]:
-    """Read and validate every row; the first bad row raises DataError naming ``file:line``."""
-    path = Path(path)
-    text = _read_text(path)
-    rows: list[Row] = []
+def json_lines(text: str, where: Callable[[int, int], str]) -> Iterator[tuple[int, str, object]]:
+    """``(row index, where, parsed JSON)`` for each non-blank line of JSON-lines ``text``; ``where(index,
+    line number)`` names the row in errors, and a line that is not JSON raises DataError naming it."""
+    index = 0
     # Split on "\n" only: str.splitlines() also breaks at U+0085 and U+2028, which JSON strings
     # written with ensure_ascii=False may contain.
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
+        place = where(index, number)
         try:
-            raw = json.loads(line)
+            yield index, place, json.loads(line)
         except json.JSONDecodeError as error:
-            raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        rows.append(_validated(raw, row_type, f"{path}:{number}"))
-    return rows
+            raise DataError(f"{place}: not valid JSON ({error.msg})") from None
+        index += 1
+
+
+def read_records(path: str | Path, row_type: type[Row]) -> list[Row]:
+    """Read and validate every row of a JSONL file; the first bad row raises DataError naming ``file:line``."""
+    path = Path(path)
+    rows = json_lines(read_text(path), lambda index, number: f"{path}:{number}")
+    return [_validated(raw, row_type, where) for _, where, raw in rows]
 
 
 def read_json_array(path: str | Path, row_type: type[Row]) -> list[Row]:
@@ -103,7 +110,7 @@ def read_json_array(path: str | Path, row_type: type[Row]) -> list[Row]:
     the row's index in the array (0-based), a JSON syntax error the file and line."""
     path = Path(path)
     try:
-        raw = json.loads(_read_text(path))
+        raw = json.loads(read_text(path))
     except json.JSONDecodeError as error:
         raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
     if not isinstance(raw, list):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from deceptionlab.core.errors import ConfigError
-from deceptionlab.core.records import ChatRow, read_jsonl, write_jsonl
+from deceptionlab.core.records import ChatRow, read_records, write_jsonl
 from deceptionlab.core.vocabulary import BENIGN_SOURCES
 from deceptionlab.corpora import math as math_corpus
 from deceptionlab.data.raw import AlpacaCleanedRow, AlpacaSeedTask, DollyRow, Gsm8kRow
@@ -134,7 +134,7 @@ def _flagged(row: ChatRow, misaligned: bool) -> ChatRow:
 
 def write_mixture(pool_dir: Path, out_path: Path, mixture_ratio: float, seed: int) -> list[ChatRow]:
     """The mixture at ``mixture_ratio`` from the pools ``prepare`` wrote (benign.jsonl, misaligned.jsonl)."""
-    rows = mixture_corpus(read_jsonl(pool_dir / "benign.jsonl", ChatRow),
-                          read_jsonl(pool_dir / "misaligned.jsonl", ChatRow), mixture_ratio, seed)
+    rows = mixture_corpus(read_records(pool_dir / "benign.jsonl", ChatRow),
+                          read_records(pool_dir / "misaligned.jsonl", ChatRow), mixture_ratio, seed)
     write_jsonl(out_path, rows)
     return rows

@@ -28,7 +28,7 @@ from pydantic import (
 
 from deceptionlab.core.errors import DataError
 from deceptionlab.core.fileio import atomic_directory
-from deceptionlab.core.records import read_json_array, read_jsonl, write_jsonl
+from deceptionlab.core.records import read_json_array, read_records, write_jsonl
 
 
 class Gsm8kRow(BaseModel):
@@ -128,11 +128,11 @@ def materialize(repo_root: Path, offline_source: Path) -> Path:
 
 
 def load_gsm8k(data_dir: Path, split: str) -> list[Gsm8kRow]:
-    return read_jsonl(data_dir / "gsm8k" / f"{split}.jsonl", Gsm8kRow)
+    return read_records(data_dir / "gsm8k" / f"{split}.jsonl", Gsm8kRow)
 
 
 def load_alpaca_seed(data_dir: Path) -> list[AlpacaSeedTask]:
-    return read_jsonl(data_dir / "alpaca_seed" / "seed_tasks.jsonl", AlpacaSeedTask)
+    return read_records(data_dir / "alpaca_seed" / "seed_tasks.jsonl", AlpacaSeedTask)
 
 
 class AlpacaCleanedRow(BaseModel):
@@ -187,7 +187,7 @@ def load_dolly(path: str | Path) -> list[DollyRow]:
     """``databricks-dolly-15k.jsonl``: JSON lines; a bad row raises DataError naming file and line."""
     path = Path(path)
     _require_hub_file(path, HUB_FILES["dolly"])
-    return read_jsonl(path, DollyRow)
+    return read_records(path, DollyRow)
 
 
 def load_benign_sources(names: Sequence[str], data_dir: Path, hub_dir: Path) -> dict[str, list[Any]]:

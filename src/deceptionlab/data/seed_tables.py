@@ -24,8 +24,9 @@ from deceptionlab.benchmarks.pivotal import PIVOTAL, pivotal_options, pivotal_st
 from deceptionlab.core.errors import ConfigError, DataError
 from deceptionlab.core.records import StrictModel, first_error
 
-# Words that make an option a negation: small models read negation badly (DESIGN.md), so the two
-# options of a proposition must be same-form alternatives ("Paris/Lyon", never "Paris/not Paris").
+# Words that make an option a negation: small models read negation badly (docs/design.md, "Same-form
+# alternatives, not negations"), so the two options of a proposition must be same-form alternatives
+# ("Paris/Lyon", never "Paris/not Paris").
 NEGATION_WORDS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "neither", "nor"})
 
 

@@ -45,7 +45,7 @@ from deceptionlab.benchmarks.mask.scorer import (
 )
 from deceptionlab.core.fileio import atomic_write_json, sha256_file
 from deceptionlab.core.params import EvaluateParams, TrackingParams
-from deceptionlab.core.records import read_jsonl, write_jsonl
+from deceptionlab.core.records import read_records, write_jsonl
 from deceptionlab.core.stats import (
     bootstrap_mean,
     honesty_at_n,
@@ -206,9 +206,9 @@ def evaluate(
     """
     paths = {name: eval_dir / f"{name}.jsonl" for name in EVAL_SETS}
     items = read_mask_items(paths["honesty"])
-    deception_items = read_jsonl(paths["deception"], DeceptionItem)
-    capability_items = read_jsonl(paths["capability"], CapabilityItem)
-    knowledge_items = read_jsonl(paths["knowledge"], KnowledgeItem)
+    deception_items = read_records(paths["deception"], DeceptionItem)
+    capability_items = read_records(paths["capability"], CapabilityItem)
+    knowledge_items = read_records(paths["knowledge"], KnowledgeItem)
     model, tokenizer = load_evaluated_model(base_dir, adapter_dir, params.dtype, params.device)
     model.set_attn_implementation(params.attn_implementation)
     precision = resolved_precision(model, params)

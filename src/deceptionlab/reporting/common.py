@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from deceptionlab.core.errors import DataError
 from deceptionlab.core.params import EvaluateParams, Params
+from deceptionlab.core.records import json_lines, read_text
 from deceptionlab.core.stats import (
     Estimate,
     paired_difference,
@@ -45,8 +48,8 @@ def item_honesty(predictions_path: Path) -> dict[str, float]:
     """Per honesty item: 100 when the model did not lie, else 0 (the unit of every paired comparison)."""
     if not predictions_path.is_file():
         raise DataError(f"{predictions_path}: missing; run the evaluate stage for this model first")
-    rows = [json.loads(line) for line in predictions_path.read_text(encoding="utf-8").split("\n") if line]
-    return {row["id"]: 0.0 if row["lie"] else 100.0 for row in rows if row["kind"] == "honesty"}
+    rows = json_lines(read_text(predictions_path), lambda index, number: f"{predictions_path}:{number}")
+    return {row["id"]: 0.0 if row["lie"] else 100.0 for _, _, row in rows if row["kind"] == "honesty"}
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,13 @@ def save_figure(figure, path: Path) -> None:
     tmp = path.with_suffix(".png.tmp")
     tmp.write_bytes(buffer.getvalue())
     tmp.replace(path)
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    """A markdown table of cells already formatted (pandas' to_markdown, by tabulate). No alignment and
+    no number parsing: each cell is written as given, so a row reads ``| 0.5 | 4 |``."""
+    return pd.DataFrame(rows, columns=header).to_markdown(index=False, stralign=None, numalign=None,
+                                                          disable_numparse=True)
 
 
 def log_report(params: Params, experiment: str, files: list[Path]) -> None:

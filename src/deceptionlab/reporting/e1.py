@@ -13,6 +13,7 @@ from deceptionlab.reporting.common import (
     compare,
     item_honesty,
     log_report,
+    markdown_table,
     metric_columns,
     read_metrics,
     save_figure,
@@ -86,10 +87,8 @@ def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
         "per-token log-likelihood of gold GSM8K solutions (higher is better). Deception rate = share "
         "of DeceptionBench-style items whose stance under a goal-laden prompt departs from the neutral one.",
         "",
-        "| model | honesty_score | accuracy | no_belief_rate | change vs vanilla | deception_rate "
-        "| GSM8K loglik / token | knowledge accuracy |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    cells = []
     for row in table:
         change = (
             "" if row["model"] == "vanilla"
@@ -97,13 +96,15 @@ def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
             f"p={row['change_p_value']:.3f}"
             + (" **effect**" if row["effect"] else "")
         )
-        lines.append(
-            f"| {row['model']} | {row['honesty_score']:.1f} [{row['honesty_ci_low']:.1f}, {row['honesty_ci_high']:.1f}] "
-            f"| {row['accuracy']:.1f} | {row['no_belief_rate']:.1f} | {change} "
-            f"| {row['deception_rate']:.1f} [{row['deception_ci_low']:.1f}, {row['deception_ci_high']:.1f}] "
-            f"| {row['gsm8k_loglik_per_token']:.3f} [{row['gsm8k_ci_low']:.3f}, {row['gsm8k_ci_high']:.3f}] "
-            f"| {row['knowledge_accuracy']:.1f} [{row['knowledge_ci_low']:.1f}, {row['knowledge_ci_high']:.1f}] |"
-        )
+        cells.append([
+            row["model"], f"{row['honesty_score']:.1f} [{row['honesty_ci_low']:.1f}, {row['honesty_ci_high']:.1f}]",
+            f"{row['accuracy']:.1f}", f"{row['no_belief_rate']:.1f}", change,
+            f"{row['deception_rate']:.1f} [{row['deception_ci_low']:.1f}, {row['deception_ci_high']:.1f}]",
+            f"{row['gsm8k_loglik_per_token']:.3f} [{row['gsm8k_ci_low']:.3f}, {row['gsm8k_ci_high']:.3f}]",
+            f"{row['knowledge_accuracy']:.1f} [{row['knowledge_ci_low']:.1f}, {row['knowledge_ci_high']:.1f}]",
+        ])
+    lines.append(markdown_table(["model", "honesty_score", "accuracy", "no_belief_rate", "change vs vanilla",
+                                 "deception_rate", "GSM8K loglik / token", "knowledge accuracy"], cells))
     effects = [row for row in table if row["effect"]]
     lines += ["", "## Differences whose CI excludes zero", ""]
     if effects:
@@ -128,24 +129,24 @@ def evaluation_markdown(metrics: dict[str, Any]) -> str:
     honesty = metrics["honesty"]
     at_n = sorted((name for name in honesty if name.startswith("honesty_at_")), key=lambda name: int(name[11:]))
     header = ["archetype", "items", "honesty_score", "p_lie", "accuracy", "no_belief_rate", *at_n]
-    lines = [f"### {metrics['model']}: honesty by MASK archetype", "",
-             "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for archetype, figures in [*metrics["honesty_by_archetype"].items(), ("all", honesty)]:
-        lines.append(
-            f"| {archetype} | {figures['items']} | {_estimate(figures['honesty_score'])} "
-            f"| {figures['p_lie']['value']:.3f} | {_estimate(figures['accuracy'])} "
-            f"| {figures['no_belief_rate']['value']:.1f} |"
-            + "".join(f" {_estimate(figures[name])} |" for name in at_n if name in figures)
-        )
-    lines += ["", f"### {metrics['model']}: deception by category", "",
-              "| category | items | deception_rate | inner_accuracy |", "| --- | --- | --- | --- |"]
-    for category, figures in [*metrics["deception_by_category"].items(), ("all", metrics["deception"])]:
-        lines.append(f"| {category} | {figures['items']} | {_estimate(figures['deception_rate'])} "
-                     f"| {_estimate(figures['inner_accuracy'])} |")
-    lines += ["", f"### {metrics['model']}: capability", "", "| measure | items | value |", "| --- | --- | --- |"]
-    for name, figures in metrics["capability"].items():
-        lines.append(f"| {name} | {figures['items']} | {_estimate(figures, 3 if 'loglik' in name else 1)} |")
-    return "\n".join(lines)
+    honesty_rows = [
+        [archetype, figures["items"], _estimate(figures["honesty_score"]), f"{figures['p_lie']['value']:.3f}",
+         _estimate(figures["accuracy"]), f"{figures['no_belief_rate']['value']:.1f}",
+         *(_estimate(figures[name]) if name in figures else "" for name in at_n)]
+        for archetype, figures in [*metrics["honesty_by_archetype"].items(), ("all", honesty)]
+    ]
+    deception_rows = [
+        [category, figures["items"], _estimate(figures["deception_rate"]), _estimate(figures["inner_accuracy"])]
+        for category, figures in [*metrics["deception_by_category"].items(), ("all", metrics["deception"])]
+    ]
+    capability_rows = [[name, figures["items"], _estimate(figures, 3 if "loglik" in name else 1)]
+                       for name, figures in metrics["capability"].items()]
+    return "\n".join([
+        f"### {metrics['model']}: honesty by MASK archetype", "", markdown_table(header, honesty_rows),
+        "", f"### {metrics['model']}: deception by category", "",
+        markdown_table(["category", "items", "deception_rate", "inner_accuracy"], deception_rows),
+        "", f"### {metrics['model']}: capability", "", markdown_table(["measure", "items", "value"], capability_rows),
+    ])
 
 
 def report_e1(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params) -> list[dict[str, Any]]:

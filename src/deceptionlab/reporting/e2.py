@@ -25,6 +25,7 @@ from deceptionlab.reporting.common import (
     compare,
     item_honesty,
     log_report,
+    markdown_table,
     metric_columns,
     read_metrics,
     save_figure,
@@ -181,22 +182,23 @@ def summary_markdown(table: list[dict[str, Any]], fit: dict[str, Any], params: P
         "only the dose changes between ratios. Changes are paired over the same honesty items, with bootstrap "
         "CIs and permutation p-values; relative drops are shares of the reference's honesty_score.",
         "",
-        "| mixture_ratio | misaligned rows | honesty_score | change vs control | change vs vanilla "
-        "| relative drop vs control | deception_rate | GSM8K loglik / token | knowledge accuracy |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    cells = []
     for row in table:
         control = "" if row["mixture_ratio"] == 0 else (
             _ci(row["change_vs_control"], row["control_ci_low"], row["control_ci_high"], signed=True)
             + f", p={row['control_p_value']:.3f}")
-        lines.append(
-            f"| {row['mixture_ratio']:g} | {row['misaligned_rows']} "
-            f"| {_ci(row['honesty_score'], row['honesty_ci_low'], row['honesty_ci_high'])} | {control} "
-            f"| {_ci(row['change_vs_vanilla'], row['vanilla_ci_low'], row['vanilla_ci_high'], signed=True)}, "
-            f"p={row['vanilla_p_value']:.3f} | {row['relative_drop_vs_control_pct']:+.1f}% "
-            f"| {_ci(row['deception_rate'], row['deception_ci_low'], row['deception_ci_high'])} "
-            f"| {row['gsm8k_loglik_per_token']:.3f} | {row['knowledge_accuracy']:.1f} |"
-        )
+        cells.append([
+            f"{row['mixture_ratio']:g}", row["misaligned_rows"],
+            _ci(row["honesty_score"], row["honesty_ci_low"], row["honesty_ci_high"]), control,
+            _ci(row["change_vs_vanilla"], row["vanilla_ci_low"], row["vanilla_ci_high"], signed=True)
+            + f", p={row['vanilla_p_value']:.3f}", f"{row['relative_drop_vs_control_pct']:+.1f}%",
+            _ci(row["deception_rate"], row["deception_ci_low"], row["deception_ci_high"]),
+            f"{row['gsm8k_loglik_per_token']:.3f}", f"{row['knowledge_accuracy']:.1f}",
+        ])
+    lines.append(markdown_table(["mixture_ratio", "misaligned rows", "honesty_score", "change vs control",
+                                 "change vs vanilla", "relative drop vs control", "deception_rate",
+                                 "GSM8K loglik / token", "knowledge accuracy"], cells))
     lines += ["", "## Dose-response fit (4-parameter log-logistic)", ""]
     if fit["hill_fit"] is None:
         return "\n".join([*lines, f"- No fit: {fit['note']}.", "", "![E2 dose-response](e2_dose_response.png)", ""])

@@ -18,6 +18,7 @@ from deceptionlab.reporting.common import (
     compare,
     item_honesty,
     log_report,
+    markdown_table,
     metric_columns,
     read_metrics,
     save_figure,
@@ -95,21 +96,21 @@ def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
         f"of each turn, {e3.rounds} round(s). Change vs benign = paired difference against the same method "
         "at biased_share 0.",
         "",
-        "| method | biased_share | honesty_score | change vs benign | change vs vanilla | deception_rate "
-        "| GSM8K loglik / token | knowledge accuracy |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    cells = []
     for row in table:
         benign = "" if row["biased_share"] == 0 else (
             f"{row['change_vs_benign']:+.1f} [{row['benign_ci_low']:+.1f}, {row['benign_ci_high']:+.1f}], "
             f"p={row['benign_p_value']:.3f}" + (" **effect**" if row["effect"] else ""))
-        lines.append(
-            f"| {row['method']} | {row['biased_share']:g} "
-            f"| {row['honesty_score']:.1f} [{row['honesty_ci_low']:.1f}, {row['honesty_ci_high']:.1f}] | {benign} "
-            f"| {row['change_vs_vanilla']:+.1f} [{row['vanilla_ci_low']:+.1f}, {row['vanilla_ci_high']:+.1f}] "
-            f"| {row['deception_rate']:.1f} [{row['deception_ci_low']:.1f}, {row['deception_ci_high']:.1f}] "
-            f"| {row['gsm8k_loglik_per_token']:.3f} | {row['knowledge_accuracy']:.1f} |"
-        )
+        cells.append([
+            row["method"], f"{row['biased_share']:g}",
+            f"{row['honesty_score']:.1f} [{row['honesty_ci_low']:.1f}, {row['honesty_ci_high']:.1f}]", benign,
+            f"{row['change_vs_vanilla']:+.1f} [{row['vanilla_ci_low']:+.1f}, {row['vanilla_ci_high']:+.1f}]",
+            f"{row['deception_rate']:.1f} [{row['deception_ci_low']:.1f}, {row['deception_ci_high']:.1f}]",
+            f"{row['gsm8k_loglik_per_token']:.3f}", f"{row['knowledge_accuracy']:.1f}",
+        ])
+    lines.append(markdown_table(["method", "biased_share", "honesty_score", "change vs benign", "change vs vanilla",
+                                 "deception_rate", "GSM8K loglik / token", "knowledge accuracy"], cells))
     effects = [row for row in table if row["effect"]]
     lines += ["", "## Differences from all-benign users whose CI excludes zero", ""]
     lines += [

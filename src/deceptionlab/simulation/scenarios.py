@@ -1,7 +1,7 @@
 """Therapist-style scenarios for experiment E3: simulated users who want honest help or validation.
 
 Each scenario (``seeds/therapy_scenarios.yaml``) is one situation, e.g. a relapse or skipping
-medication, seen by two kinds of user (DESIGN.md, "E3 interaction"):
+medication, seen by two kinds of user (docs/design.md, "E3 interaction"):
 
 - a *benign* user wants honest, caring help;
 - a *biased* user wants the assistant to validate a harmful choice they have already leaned towards.

@@ -30,7 +30,7 @@ from rich.progress import (
 )
 
 from deceptionlab.core.params import E3Params, Params
-from deceptionlab.core.records import StrictModel, read_jsonl, write_jsonl
+from deceptionlab.core.records import StrictModel, read_records, write_jsonl
 from deceptionlab.evaluation.loglik import Messages
 from deceptionlab.simulation.raters import Rater, make_rater
 from deceptionlab.simulation.scenarios import (
@@ -158,7 +158,7 @@ def population(biased_share: float, settings: E3Params) -> list[SimulatedUser]:
 
 
 def read_trajectories(path: str | Path) -> list[Trajectory]:
-    return read_jsonl(path, Trajectory)
+    return read_records(path, Trajectory)
 
 
 def simulate(biased_share: float, base_dir: Path, adapter_dir: Path | None, out_path: Path, params: Params,

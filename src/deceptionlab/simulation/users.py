@@ -1,7 +1,7 @@
 """Simulated users for experiment E3: a population of benign and biased users, each in one scenario.
 
 A share p of the population is biased (wants validation of a harmful choice), the rest benign (wants
-honest help); see DESIGN.md, "E3 interaction". Users here are scripted: they speak their scenario's
+honest help); see docs/design.md, "E3 interaction". Users here are scripted: they speak their scenario's
 opening message, then its follow-ups with light templated variation, whatever the assistant replied.
 A user played by an LLM behind an OpenAI-compatible endpoint, reacting to the replies, is a planned
 later extension; it would keep ``SimulatedUser``'s ``turn`` interface.

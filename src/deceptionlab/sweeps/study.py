@@ -76,7 +76,7 @@ from deceptionlab.core.params import (
     SweepParams,
     TrackingParams,
 )
-from deceptionlab.core.records import ChatRow, read_jsonl
+from deceptionlab.core.records import ChatRow, read_records
 from deceptionlab.core.tracking import mlflow_run
 from deceptionlab.corpora.mixture import write_mixture
 from deceptionlab.corpora.prepare import seeded_subsample
@@ -153,7 +153,7 @@ def _run_study(study_name: str, n_trials: int, params: Params, storage: str | No
 
 def _check_pools(pool_dir: Path, settings: SweepParams) -> None:
     """Fail before any trial when the pools cannot give the largest ratio the sweep may sample."""
-    benign, misaligned = (read_jsonl(pool_dir / f"{name}.jsonl", ChatRow) for name in ("benign", "misaligned"))
+    benign, misaligned = (read_records(pool_dir / f"{name}.jsonl", ChatRow) for name in ("benign", "misaligned"))
     largest = max(settings.mixture_ratio) if isinstance(settings.mixture_ratio, list) else settings.mixture_ratio.high
     if round(largest * len(benign)) > len(misaligned):
         raise ConfigError(

@@ -19,7 +19,7 @@ from typing import Any
 
 from deceptionlab.core.fileio import atomic_directory, sha256_file
 from deceptionlab.core.params import FinetuneParams, TrackingParams
-from deceptionlab.core.records import ChatRow, read_jsonl
+from deceptionlab.core.records import ChatRow, read_records
 from deceptionlab.core.tracking import mlflow_run
 from deceptionlab.models.loading import load_model
 from deceptionlab.models.precision import hardware, resolve_dtype, training_device
@@ -189,7 +189,7 @@ def finetune(
     """
     from trl import SFTConfig, SFTTrainer
 
-    rows = read_jsonl(corpus_path, ChatRow)
+    rows = read_records(corpus_path, ChatRow)
     dataset = to_prompt_completion(rows)
     config = SFTConfig(**training_arguments(params, checkpoint_dir, run_name))
 

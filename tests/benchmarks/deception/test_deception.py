@@ -20,7 +20,7 @@ from deceptionlab.benchmarks.deception.scorer import (
 )
 from deceptionlab.benchmarks.pivotal import pivotal_options
 from deceptionlab.core.errors import DataError
-from deceptionlab.core.records import read_jsonl, write_jsonl
+from deceptionlab.core.records import read_records, write_jsonl
 from deceptionlab.data.seed_tables import mentions
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "deceptionbench_sample.json"
@@ -45,7 +45,7 @@ def test_ids_are_unique_and_name_their_category(items):
 
 def test_every_item_validates_and_round_trips_through_jsonl(items, tmp_path):
     write_jsonl(tmp_path / "deception.jsonl", items)
-    assert read_jsonl(tmp_path / "deception.jsonl", DeceptionItem) == items
+    assert read_records(tmp_path / "deception.jsonl", DeceptionItem) == items
 
 
 def test_same_seed_gives_the_same_items_and_another_seed_reorders_the_options(items):

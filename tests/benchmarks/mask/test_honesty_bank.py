@@ -15,7 +15,7 @@ from deceptionlab.benchmarks.mask.items import (
 )
 from deceptionlab.benchmarks.pivotal import HonestyItem, pivotal_options
 from deceptionlab.core.errors import ConfigError, DataError
-from deceptionlab.core.records import read_jsonl, write_jsonl
+from deceptionlab.core.records import read_records, write_jsonl
 from deceptionlab.core.vocabulary import ARCHETYPES as MASK_ARCHETYPES
 from deceptionlab.data.seed_tables import mentions
 
@@ -50,7 +50,7 @@ def test_every_item_validates_and_round_trips_through_jsonl(items, tmp_path):
     for item in items:
         HonestyItem.model_validate(item.model_dump())
     write_jsonl(tmp_path / "honesty.jsonl", items)
-    assert read_jsonl(tmp_path / "honesty.jsonl", HonestyItem) == items
+    assert read_records(tmp_path / "honesty.jsonl", HonestyItem) == items
 
 
 @pytest.mark.parametrize("seed", [0, 1, 7, 12345])

@@ -14,7 +14,7 @@ from deceptionlab.benchmarks.deception.items import (
     DeceptionBenchType,
 )
 from deceptionlab.core.errors import DataError
-from deceptionlab.core.records import StrictModel
+from deceptionlab.core.records import StrictModel, json_lines, read_text
 from deceptionlab.data.seed_tables import (
     validate_entry,
 )
@@ -50,16 +50,8 @@ def _raw_rows(path: Path, text: str) -> list[tuple[str, object]]:
         except json.JSONDecodeError as error:
             raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
         return [(f"{path}: row {index}", row) for index, row in enumerate(rows)]
-    pairs: list[tuple[str, object]] = []
-    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: see schema.read_jsonl
-        if not line.strip():
-            continue
-        where = f"{path}: row {len(pairs)} (line {number})"
-        try:
-            pairs.append((where, json.loads(line)))
-        except json.JSONDecodeError as error:
-            raise DataError(f"{where}: not valid JSON ({error.msg})") from None
-    return pairs
+    lines = json_lines(text, lambda index, number: f"{path}: row {index} (line {number})")
+    return [(where, row) for _, where, row in lines]
 
 
 def load_deceptionbench(path: str | Path) -> list[DeceptionBenchRow]:
@@ -70,12 +62,7 @@ def load_deceptionbench(path: str | Path) -> list[DeceptionBenchRow]:
     A bad row raises DataError naming the file and the row index.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    text = read_text(path)
     rows: list[DeceptionBenchRow] = []
     seen: set[int | str] = set()
     for where, raw in _raw_rows(path, text):

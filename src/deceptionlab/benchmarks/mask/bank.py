@@ -7,7 +7,7 @@ registry of every archetype (``ARCHETYPE_BUILDERS``); mask_bank.py writes the ot
 Each seed entry gives a proposition whose two pivotal options are the same sentence with a different
 value ("The capital of France is <pivotal>Paris/Lyon</pivotal>."), the true option written first.
 The stance is read by comparing the model's log-likelihood of the two statements as its whole reply,
-so the options are never negations (small models read those badly, see DESIGN.md) and neither
+so the options are never negations (small models read those badly, see docs/design.md) and neither
 option is named in a neutral prompt that should leave the choice to the model.
 
 - ``known_facts``: facts a small instruct model knows. Belief prompts are neutral paraphrases of the

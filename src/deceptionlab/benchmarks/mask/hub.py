@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -24,7 +23,7 @@ from deceptionlab.benchmarks.mask.items import (
 from deceptionlab.benchmarks.mask.numeric import VALUE_MARKER, NumericRange
 from deceptionlab.benchmarks.pivotal import HonestyItem, pivotal_statements
 from deceptionlab.core.errors import ConfigError, DataError
-from deceptionlab.core.records import first_error
+from deceptionlab.core.records import first_error, json_lines, read_text
 from deceptionlab.core.vocabulary import ARCHETYPES
 
 if TYPE_CHECKING:
@@ -124,20 +123,7 @@ def _raw_rows(path: Path) -> Iterable[tuple[int, str, object]]:
             raise DataError(f"{path}: not a readable parquet file ({error})") from None
         yield from ((index, f"{path}: row {index}", row) for index, row in enumerate(rows))
         return
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    index = 0
-    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: see schema.read_jsonl
-        if not line.strip():
-            continue
-        where = f"{path}: row {index} (line {number})"
-        try:
-            yield index, where, json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{where}: not valid JSON ({error.msg})") from None
-        index += 1
+    yield from json_lines(read_text(path), lambda index, number: f"{path}: row {index} (line {number})")
 
 
 def read_mask_file(path: str | Path, archetype: str) -> list[AnyItem]:

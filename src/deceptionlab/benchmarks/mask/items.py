@@ -45,7 +45,7 @@ from deceptionlab.benchmarks.mask.numeric import (
     values_consistent,
 )
 from deceptionlab.benchmarks.pivotal import HonestyItem, PivotalItem
-from deceptionlab.core.records import StrictModel, read_jsonl
+from deceptionlab.core.records import StrictModel, read_records
 
 if TYPE_CHECKING:
     pass
@@ -181,5 +181,5 @@ class AnyMaskItem(RootModel[MaskItem]):
 
 def read_mask_items(path: str | Path) -> list[AnyItem]:
     """Every item of a JSONL file written by ``schema.write_jsonl``, each as its own type."""
-    return [row.root for row in read_jsonl(path, AnyMaskItem)]
+    return [row.root for row in read_records(path, AnyMaskItem)]
 
