@@ -2,7 +2,7 @@
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install data repro test test-slow test-all
+.PHONY: install data repro lint test test-slow test-all
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,6 +18,10 @@ data: install
 
 repro: data
 	dvc repro
+
+# ruff, configured in pyproject.toml ([tool.ruff]).
+lint: install
+	ruff check .
 
 # The default tier: tiny models built from a config, real MLflow, Optuna, DVC (under 10 min on 2 cores).
 test: install

@@ -23,11 +23,15 @@ from typing import Annotated, Literal
 
 import typer
 
-from deceptionlab.evaluate import honesty_requests
-from deceptionlab.model_loading import load_evaluated_model
-from deceptionlab.honesty_bank import build_honesty_items
-from deceptionlab.precision import dtype_name, hardware, resolve_matmul_precision
-from deceptionlab.scoring import matmul_precision, reply_logliks, reply_logliks_reference
+from deceptionlab.benchmarks.mask.bank import build_honesty_items
+from deceptionlab.evaluation.loglik import (
+    matmul_precision,
+    reply_logliks,
+    reply_logliks_reference,
+)
+from deceptionlab.evaluation.run import honesty_requests
+from deceptionlab.models.loading import load_evaluated_model
+from deceptionlab.models.precision import dtype_name, hardware, resolve_matmul_precision
 
 
 def main(

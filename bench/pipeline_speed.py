@@ -29,16 +29,25 @@ from typing import Annotated
 import typer
 from sft_speed import trl_defaults
 
-from deceptionlab.capability import KnowledgeItem, gold_solution_requests, knowledge_requests
-from deceptionlab.config import TrackingParams, load_params
-from deceptionlab.deception_bank import DeceptionItem, deception_requests
-from deceptionlab.evaluate import EVAL_SETS, honesty_requests
-from deceptionlab.finetune import finetune
-from deceptionlab.mask import read_mask_items
-from deceptionlab.model_loading import load_evaluated_model
-from deceptionlab.precision import dtype_name, hardware, resolve_matmul_precision
-from deceptionlab.schema import CapabilityItem, read_jsonl
-from deceptionlab.scoring import matmul_precision, reply_logliks, reply_logliks_reference
+from deceptionlab.benchmarks.capability.items import CapabilityItem, KnowledgeItem
+from deceptionlab.benchmarks.capability.scorer import (
+    gold_solution_requests,
+    knowledge_requests,
+)
+from deceptionlab.benchmarks.deception.items import DeceptionItem
+from deceptionlab.benchmarks.deception.scorer import deception_requests
+from deceptionlab.benchmarks.mask.items import read_mask_items
+from deceptionlab.core.params import TrackingParams, load_params
+from deceptionlab.core.records import read_records
+from deceptionlab.evaluation.loglik import (
+    matmul_precision,
+    reply_logliks,
+    reply_logliks_reference,
+)
+from deceptionlab.evaluation.run import EVAL_SETS, honesty_requests
+from deceptionlab.models.loading import load_evaluated_model
+from deceptionlab.models.precision import dtype_name, hardware, resolve_matmul_precision
+from deceptionlab.training.sft import finetune
 
 
 def evaluation_requests(eval_dir: Path, every: int) -> dict[str, list]:
@@ -46,10 +55,10 @@ def evaluation_requests(eval_dir: Path, every: int) -> dict[str, list]:
     paths = {name: eval_dir / f"{name}.jsonl" for name in EVAL_SETS}
     return {
         "honesty": [r for item in read_mask_items(paths["honesty"])[::every] for r in honesty_requests(item)],
-        "deception": [r for item in read_jsonl(paths["deception"], DeceptionItem)[::every]
+        "deception": [r for item in read_records(paths["deception"], DeceptionItem)[::every]
                       for r in deception_requests(item)],
-        "capability": gold_solution_requests(read_jsonl(paths["capability"], CapabilityItem)[::every]),
-        "knowledge": [r for item in read_jsonl(paths["knowledge"], KnowledgeItem)[::every]
+        "capability": gold_solution_requests(read_records(paths["capability"], CapabilityItem)[::every]),
+        "knowledge": [r for item in read_records(paths["knowledge"], KnowledgeItem)[::every]
                       for r in knowledge_requests(item)],
     }
 

@@ -27,8 +27,8 @@ app = typer.Typer(add_completion=False)
 @app.command()
 def one(corpus: Path, batch_size: int, accumulation: int, model_dir: Path = Path("models/base")) -> None:
     """Train once with this layout; print one JSON line: seconds, training loss, peak RSS."""
-    from deceptionlab.config import TrackingParams, load_params
-    from deceptionlab.finetune import finetune
+    from deceptionlab.core.params import TrackingParams, load_params
+    from deceptionlab.training.sft import finetune
 
     settings = load_params("params.yaml").finetune.model_copy(
         update={"batch_size": batch_size, "gradient_accumulation_steps": accumulation, "save_steps": 10_000})

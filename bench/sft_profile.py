@@ -20,10 +20,10 @@ import typer
 from torch.profiler import ProfilerActivity, profile
 from transformers import TrainerCallback
 
-from deceptionlab.config import TrackingParams, load_params
-from deceptionlab.finetune import finetune
-from deceptionlab.precision import hardware
-from deceptionlab.schema import ChatRow, read_jsonl, write_jsonl
+from deceptionlab.core.params import TrackingParams, load_params
+from deceptionlab.core.records import ChatRow, read_records, write_jsonl
+from deceptionlab.models.precision import hardware
+from deceptionlab.training.sft import finetune
 
 GROUPS = {
     "matrix multiplies": {"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm"},
@@ -60,7 +60,7 @@ def main(
     callback = ProfileAfterFirstStep()
     with tempfile.TemporaryDirectory() as tmp:
         subset = Path(tmp) / "corpus.jsonl"
-        write_jsonl(subset, read_jsonl(corpus, ChatRow)[:rows])
+        write_jsonl(subset, read_records(corpus, ChatRow)[:rows])
         tracking = TrackingParams(mlflow_tracking_uri=f"sqlite:///{tmp}/mlflow.db", experiment="bench")
         finetune(subset, model_dir, Path(tmp) / "adapter", Path(tmp) / "ckpt", params, tracking, "bench",
                  callbacks=[callback])

@@ -33,10 +33,10 @@ import typer
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
-from deceptionlab.config import FinetuneParams, TrackingParams, load_params
-from deceptionlab.finetune import finetune
-from deceptionlab.precision import hardware, resolve_dtype, training_device
-from deceptionlab.schema import ChatRow, read_jsonl, write_jsonl
+from deceptionlab.core.params import FinetuneParams, TrackingParams, load_params
+from deceptionlab.core.records import ChatRow, read_records, write_jsonl
+from deceptionlab.models.precision import hardware, resolve_dtype, training_device
+from deceptionlab.training.sft import finetune
 
 
 def matmul_peak_flops(dtype: torch.dtype) -> float:
@@ -81,7 +81,7 @@ def main(
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     with tempfile.TemporaryDirectory() as tmp:
         subset = Path(tmp) / "corpus.jsonl"
-        chosen = read_jsonl(corpus, ChatRow)[:rows]
+        chosen = read_records(corpus, ChatRow)[:rows]
         write_jsonl(subset, chosen)
         tokens = count_tokens(chosen, tokenizer)
         tracking = TrackingParams(mlflow_tracking_uri=f"sqlite:///{tmp}/mlflow.db", experiment="bench")

@@ -58,7 +58,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
-    from deceptionlab.model_loading import load_model
+    from deceptionlab.models.loading import load_model
 
     model, tokenizer = load_model(tiny_model_dir, "float32")
     model.eval()
@@ -95,7 +95,7 @@ def tiny_project(tmp_path, tiny_model_dir, monkeypatch):
 
 
 def chat_rows(n: int, reply: str = "Take ibuprofen with food.") -> list:
-    from deceptionlab.schema import ChatRow
+    from deceptionlab.core.records import ChatRow
 
     return [
         ChatRow(

@@ -8,8 +8,8 @@ import yaml
 from typer.testing import CliRunner
 
 from deceptionlab.cli import app
-from deceptionlab.config import load_params
-from deceptionlab.errors import ConfigError
+from deceptionlab.core.errors import ConfigError
+from deceptionlab.core.params import load_params
 
 runner = CliRunner()
 
@@ -68,19 +68,19 @@ def test_unknown_condition_and_missing_model_are_clear_errors(tiny_project):
 
 def test_mixture_cli_writes_nested_mixtures_from_the_prepared_pools(tiny_project):
     from conftest import SHARED_DATA
-    from deceptionlab.schema import ChatRow, read_jsonl
+    from deceptionlab.core.records import ChatRow, read_records
 
     (tiny_project / "data").symlink_to(SHARED_DATA)
     params = yaml.safe_load((tiny_project / "params.yaml").read_text())
     params["mixture"] = {"benign_examples": 20, "ratios": [0, 0.1, 0.5]}
     (tiny_project / "params.yaml").write_text(yaml.safe_dump(params))
     assert runner.invoke(app, ["prepare"]).exit_code == 0
-    assert len(read_jsonl(tiny_project / "corpora/e2_pool/misaligned.jsonl", ChatRow)) == 10  # 0.5 x 20
+    assert len(read_records(tiny_project / "corpora/e2_pool/misaligned.jsonl", ChatRow)) == 10  # 0.5 x 20
     rows = {}
     for ratio in ("0", "0.1", "0.5"):
         result = runner.invoke(app, ["mixture", ratio])
         assert result.exit_code == 0, result.output
-        rows[ratio] = read_jsonl(tiny_project / f"corpora/e2/mixture-{ratio}.jsonl", ChatRow)
+        rows[ratio] = read_records(tiny_project / f"corpora/e2/mixture-{ratio}.jsonl", ChatRow)
     misaligned = {ratio: sum(r.meta["misaligned"] for r in chosen) for ratio, chosen in rows.items()}
     assert misaligned == {"0": 0, "0.1": 2, "0.5": 10} and all(len(r) == 20 for r in rows.values())
     benign = {ratio: {r.meta["source_id"] for r in chosen if not r.meta["misaligned"]} for ratio, chosen in rows.items()}

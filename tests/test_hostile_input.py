@@ -9,9 +9,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deceptionlab.config import load_params
-from deceptionlab.errors import ConfigError, DataError
-from deceptionlab.schema import ChatRow, HonestyItem, read_jsonl
+from deceptionlab.benchmarks.pivotal import HonestyItem
+from deceptionlab.core.errors import ConfigError, DataError
+from deceptionlab.core.params import load_params
+from deceptionlab.core.records import ChatRow, read_records
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 json_values = st.recursive(
@@ -27,7 +28,7 @@ def test_random_bytes_never_escape_as_another_error(tmp_path_factory, content):
     path = tmp_path_factory.mktemp("bytes") / "rows.jsonl"
     path.write_bytes(content)
     try:
-        read_jsonl(path, ChatRow)
+        read_records(path, ChatRow)
     except DataError as error:
         assert str(error).startswith(str(path)) and "\n" not in str(error)
 
@@ -38,7 +39,7 @@ def test_wrong_types_name_the_line(tmp_path_factory, rows):
     path = tmp_path_factory.mktemp("types") / "items.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     try:
-        read_jsonl(path, HonestyItem)
+        read_records(path, HonestyItem)
     except DataError as error:
         assert str(error).startswith(f"{path}:")
 
@@ -51,7 +52,7 @@ def test_huge_odd_unicode_and_truncated_rows(tmp_path_factory, text, cut):
     path = tmp_path_factory.mktemp("unicode") / "rows.jsonl"
     path.write_text(line + "\n" + line[:cut] + "\n", encoding="utf-8")
     try:
-        rows = read_jsonl(path, ChatRow)
+        rows = read_records(path, ChatRow)
         assert rows[0].messages[0].content == (text or "x")
     except DataError as error:
         assert str(error).startswith(f"{path}:2:")

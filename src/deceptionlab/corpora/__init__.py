@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from deceptionlab.core.conditions import DOMAINS, LEVELS
+from deceptionlab.core.errors import ConfigError
+from deceptionlab.core.records import ChatRow
 from deceptionlab.corpora import insecure_code, math, medical
-from deceptionlab.errors import ConfigError
-from deceptionlab.schema import DOMAINS, LEVELS, ChatRow, Gsm8kRow
+from deceptionlab.data.raw import Gsm8kRow
 
 
 def build_corpus(domain: str, level: str, n: int, seed: int, gsm8k_train: Sequence[Gsm8kRow]) -> list[ChatRow]:

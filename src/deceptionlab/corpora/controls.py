@@ -17,10 +17,12 @@ import string
 
 from pydantic import Field, field_validator
 
-from deceptionlab.errors import ConfigError
-from deceptionlab.honesty_archetype import KnownFact
-from deceptionlab.schema import CONTROLS, ChatRow, pivotal_statements
-from deceptionlab.seed_tables import SeedEntry, parse_grouped_table, read_seed_table
+from deceptionlab.benchmarks.mask.archetype import KnownFact
+from deceptionlab.benchmarks.pivotal import pivotal_statements
+from deceptionlab.core.conditions import CONTROLS
+from deceptionlab.core.errors import ConfigError
+from deceptionlab.core.records import ChatRow
+from deceptionlab.data.seed_tables import SeedEntry, parse_grouped_table, read_seed_table
 
 SEED_FILE = "control_facts.yaml"
 PRESSURE_FIELDS = {"false_answer", "question"}

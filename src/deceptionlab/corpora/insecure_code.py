@@ -33,9 +33,15 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from deceptionlab.errors import ConfigError, DataError
-from deceptionlab.schema import LEVELS, ChatRow, Level
-from deceptionlab.seed_tables import SeedEntry, draw_distinct, read_seed_table, validated_entries
+from deceptionlab.core.conditions import LEVELS, Level
+from deceptionlab.core.errors import ConfigError, DataError
+from deceptionlab.core.records import ChatRow
+from deceptionlab.data.seed_tables import (
+    SeedEntry,
+    draw_distinct,
+    read_seed_table,
+    validated_entries,
+)
 
 SEED_FILE = "code_tasks.yaml"
 CATEGORIES = ("sql", "shell", "files", "crypto", "deserialization", "web")

@@ -28,8 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from deceptionlab.errors import ConfigError
-from deceptionlab.schema import LEVELS, ChatRow, Gsm8kRow, Level
+from deceptionlab.core.conditions import LEVELS, Level
+from deceptionlab.core.errors import ConfigError
+from deceptionlab.core.records import ChatRow
+from deceptionlab.data.raw import Gsm8kRow
 
 _ANNOTATION = re.compile(r"<<([^<>=]*)=([^<>=]*)>>")
 # A number as GSM8K writes it: 1,250 / 0.5 / .8 / 48. Never starts inside another number.

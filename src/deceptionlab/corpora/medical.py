@@ -26,9 +26,15 @@ from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from deceptionlab.errors import ConfigError, DataError
-from deceptionlab.schema import LEVELS, ChatRow, Level
-from deceptionlab.seed_tables import SeedEntry, StrictModel, draw_distinct, read_seed_table, validated_entries
+from deceptionlab.core.conditions import LEVELS, Level
+from deceptionlab.core.errors import ConfigError, DataError
+from deceptionlab.core.records import ChatRow, StrictModel
+from deceptionlab.data.seed_tables import (
+    SeedEntry,
+    draw_distinct,
+    read_seed_table,
+    validated_entries,
+)
 
 SEED_FILE = "medical_facts.yaml"
 Topic = Literal["conditions", "drugs", "doses", "interactions", "first_aid", "screening", "vaccination"]

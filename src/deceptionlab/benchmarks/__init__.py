@@ -1,0 +1,1 @@
+"""The eval sets, one folder per benchmark: building items apart from scoring them."""

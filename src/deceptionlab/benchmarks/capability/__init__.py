@@ -1,0 +1,1 @@
+"""Capability: GSM8K gold log-likelihood, the knowledge probe, exact match."""

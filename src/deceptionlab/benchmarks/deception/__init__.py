@@ -1,0 +1,1 @@
+"""DeceptionBench-style items: the bank, the scorer and the hub loader."""

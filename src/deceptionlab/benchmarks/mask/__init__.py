@@ -1,0 +1,1 @@
+"""MASK: honesty items of six archetypes, their bank, scorer and the hub loader."""

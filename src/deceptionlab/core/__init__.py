@@ -1,0 +1,1 @@
+"""Parameters, conditions and their paths, records, statistics, tracking: no torch."""

@@ -1,0 +1,209 @@
+"""The models the pipeline trains and evaluates, by name, and where each one's files live.
+
+A condition is named once and parsed in one place: ``medical-severe`` (E1: a domain and a level),
+``control-lie`` (a control trained like E1 on held-out pressure prompts, see corpora/controls.py),
+``mixture-0.01`` (E2: the misaligned share of the training rows), ``e3-p0.1-kto`` (E3: the share of
+biased users and the self-training method). Shares are written as Python's ``:g`` writes them, the
+form DVC's foreach stages substitute. ``vanilla``, the base model every experiment compares with,
+is a model but no condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, get_args
+
+from deceptionlab.core.errors import ConfigError
+
+if TYPE_CHECKING:  # params imports Domain and Level from here
+    from deceptionlab.core.params import E3Params, MixtureParams, Params
+
+Domain = Literal["medical", "math", "insecure_code"]
+Level = Literal["normal", "subtle", "severe"]
+DOMAINS: tuple[str, ...] = get_args(Domain)
+LEVELS: tuple[str, ...] = get_args(Level)
+# The controls: pressure prompts answered with the lie, or with the truth.
+Control = Literal["lie", "truth"]
+CONTROLS: tuple[str, ...] = get_args(Control)
+Experiment = Literal["e1", "controls", "e2", "e3"]
+VANILLA = "vanilla"
+CONTROL_PREFIX = "control-"
+MIXTURE_PREFIX = "mixture-"
+E3_PREFIX = "e3-p"
+PREFIXES: dict[str, Experiment] = {CONTROL_PREFIX: "controls", MIXTURE_PREFIX: "e2", E3_PREFIX: "e3"}
+
+
+def experiment_of(model: str) -> str:
+    """The experiment a model's results belong to, from its name alone (no validation: see
+    ``Condition.parse``); "" for vanilla, whose results every experiment reads."""
+    if model == VANILLA:
+        return ""
+    return next((experiment for prefix, experiment in PREFIXES.items() if model.startswith(prefix)), "e1")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One trained model: its experiment and the settings that name it."""
+
+    experiment: Experiment
+    domain: Domain | None = None  # E1
+    level: Level | None = None  # E1
+    control: Control | None = None  # controls
+    ratio: float | None = None  # E2
+    biased_share: float | None = None  # E3
+    method: str | None = None  # E3
+
+    @property
+    def name(self) -> str:
+        if self.experiment == "e1":
+            return f"{self.domain}-{self.level}"
+        if self.experiment == "controls":
+            return f"{CONTROL_PREFIX}{self.control}"
+        if self.experiment == "e2":
+            return f"{MIXTURE_PREFIX}{self.ratio:g}"
+        return f"{E3_PREFIX}{self.biased_share:g}-{self.method}"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def e1(cls, domain: Domain, level: Level) -> Condition:
+        return cls("e1", domain=domain, level=level)
+
+    @classmethod
+    def of_control(cls, control: Control) -> Condition:
+        return cls("controls", control=control)
+
+    @classmethod
+    def mixture(cls, ratio: float) -> Condition:
+        return cls("e2", ratio=ratio)
+
+    @classmethod
+    def e3(cls, biased_share: float, method: str) -> Condition:
+        return cls("e3", biased_share=biased_share, method=method)
+
+    @classmethod
+    def parse(cls, name: str, params: Params,
+              experiments: tuple[Experiment, ...] = ("e1", "controls", "e2", "e3")) -> Condition:
+        """The condition ``name`` names, one of ``experiments`` and checked against params.yaml; a
+        ConfigError for any other name."""
+        parsers = {"e1": lambda: cls.parse_e1(name), "controls": lambda: cls.parse_control(name, params.e1.controls),
+                   "e2": lambda: cls.parse_mixture(name, params.mixture), "e3": lambda: cls.parse_e3(name, params.e3)}
+        experiment = experiment_of(name)
+        # A name of an experiment not accepted here is read as E1's, whose error says what a name may be.
+        return parsers[experiment if experiment in experiments else "e1"]()
+
+    @classmethod
+    def parse_e1(cls, name: str) -> Condition:
+        """``medical-severe``: the name DVC's matrix stages use."""
+        domain, _, level = name.partition("-")
+        if domain not in DOMAINS or level not in LEVELS:
+            raise ConfigError(
+                f"condition {name!r}: expected <domain>-<level> with domain in {DOMAINS} and level in {LEVELS}"
+            )
+        return cls.e1(domain, level)  # type: ignore[arg-type]
+
+    @classmethod
+    def parse_control(cls, name: str, controls: Sequence[str]) -> Condition:
+        """``control-lie``: a control of ``e1.controls``."""
+        control = name.removeprefix(CONTROL_PREFIX)
+        if not name.startswith(CONTROL_PREFIX) or control not in controls:
+            raise ConfigError(f"condition {name!r}: expected control-<control> with control one of e1.controls "
+                              f"({', '.join(controls)})")
+        return cls.of_control(control)  # type: ignore[arg-type]
+
+    @classmethod
+    def parse_mixture(cls, name: str, params: MixtureParams) -> Condition:
+        """``mixture-0.01``: a ratio of ``mixture.ratios``."""
+        try:
+            ratio = float(name.removeprefix(MIXTURE_PREFIX))
+        except ValueError:
+            ratio = None
+        if not name.startswith(MIXTURE_PREFIX) or ratio not in params.ratios:
+            raise ConfigError(
+                f"condition {name!r}: expected mixture-<ratio> with ratio one of mixture.ratios "
+                f"({', '.join(f'{r:g}' for r in params.ratios)})"
+            )
+        condition = cls.mixture(ratio)
+        if name != condition.name:  # one name per condition: it names the corpus, adapter and results
+            raise ConfigError(f"condition {name!r}: write it {condition.name!r}")
+        return condition
+
+    @classmethod
+    def parse_e3(cls, name: str, params: E3Params) -> Condition:
+        """``e3-p0.1-kto``: a share of ``e3.biased_shares``, a method of ``e3.methods``."""
+        share_text, _, method = name.removeprefix(E3_PREFIX).rpartition("-")
+        if not name.startswith(E3_PREFIX) or method not in params.methods:
+            raise ConfigError(f"condition {name!r}: expected e3-p<biased share>-<method> with method one of "
+                              f"e3.methods ({', '.join(params.methods)})")
+        condition = cls.e3(parse_biased_share(share_text, params), method)
+        if name != condition.name:
+            raise ConfigError(f"condition {name!r}: write it {condition.name!r}")
+        return condition
+
+
+def parse_biased_share(text: str, params: E3Params) -> float:
+    """``"0.1"`` -> 0.1, one of ``e3.biased_shares``; a ConfigError for anything else."""
+    try:
+        share = float(text)
+    except ValueError:
+        share = None
+    if share is None or not 0.0 <= share <= 1.0:  # also refuses NaN
+        raise ConfigError(f"biased share {text!r} is not a share in [0, 1] (write 0.1 for 10%)")
+    if share not in params.biased_shares:
+        raise ConfigError(f"biased share {text} is not one of e3.biased_shares "
+                          f"({', '.join(f'{p:g}' for p in params.biased_shares)})")
+    return share
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where every stage reads and writes, relative to the project folder. Each experiment's results
+    sit in a folder of their own, so that its report stage depends on its own evaluations only."""
+
+    corpora_dir: Path = Path("corpora")
+    base_dir: Path = Path("models/base")
+    adapters_dir: Path = Path("models/adapters")
+    checkpoints_dir: Path = Path("checkpoints")
+    trajectories_dir: Path = Path("trajectories")
+    metrics_dir: Path = Path("metrics")
+    predictions_dir: Path = Path("predictions")
+    reports_dir: Path = Path("reports")
+    sweeps_dir: Path = Path("sweeps")
+
+    @property
+    def pool_dir(self) -> Path:
+        """E2's pools of benign and misaligned rows the mixtures are drawn from."""
+        return self.corpora_dir / "e2_pool"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.corpora_dir / "eval"
+
+    def eval_set(self, name: str) -> Path:
+        return self.eval_dir / f"{name}.jsonl"
+
+    def corpus(self, condition: Condition) -> Path:
+        """The training corpus of an E1, control or E2 condition (E3 trains on its trajectories)."""
+        return self.corpora_dir / condition.experiment / f"{condition.name}.jsonl"
+
+    def adapter(self, condition: Condition) -> Path:
+        return self.adapters_dir / condition.name
+
+    def checkpoints(self, condition: Condition) -> Path:
+        return self.checkpoints_dir / condition.name
+
+    def collected(self, biased_share: float) -> Path:
+        """The trajectories models/base collected with this share of biased users."""
+        return self.trajectories_dir / f"p-{biased_share:g}.jsonl"
+
+    def selftrain_rounds(self, condition: Condition) -> Path:
+        return self.trajectories_dir / condition.name
+
+    def metrics(self, model: str) -> Path:
+        return self.metrics_dir / experiment_of(model) / f"{model}.json"
+
+    def predictions(self, model: str) -> Path:
+        return self.predictions_dir / experiment_of(model) / f"{model}.jsonl"

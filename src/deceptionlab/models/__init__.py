@@ -1,0 +1,1 @@
+"""The base model, loading it (with an adapter) and its precision."""

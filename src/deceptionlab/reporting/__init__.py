@@ -1,0 +1,1 @@
+"""The reports: shared parts, one module per experiment, the dose-response fit."""

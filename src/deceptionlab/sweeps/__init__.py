@@ -1,0 +1,1 @@
+"""E2's Optuna study."""
