@@ -10,7 +10,7 @@ each, the ratio, and the largest log-likelihood difference.
     python bench/eval_speed.py --items 24 --dtype float32 --matmul-precision auto --attn-implementation eager
     python bench/eval_speed.py --items 24 --dtype bfloat16
 
-`auto` resolves as the pipeline does (deceptionlab.precision: medium only where the CPU has bf16
+`auto` resolves as the pipeline does (deceptionlab.models.precision: medium only where the CPU has bf16
 units); the script first prints what the hardware supports, and the resolved values.
 """
 

@@ -2,7 +2,7 @@
 per-step batches with gradient accumulation, same rows, same steps, same seed.
 
 Each layout trains in its own process (peak RSS is a per-process figure), through
-`deceptionlab.finetune.finetune` with the `finetune` settings of params.yaml otherwise; the first
+`deceptionlab.training.sft.finetune` with the `finetune` settings of params.yaml otherwise; the first
 layout is the baseline the others are compared with, in the same run.
 
     python bench/sft_memory.py --corpus corpora/e1/math-normal.jsonl --layouts 8x1,4x2

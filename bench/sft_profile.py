@@ -1,6 +1,6 @@
 """Where the project's LoRA SFT spends its time: a torch.profiler table of the training steps.
 
-Runs `deceptionlab.finetune.finetune` with `params.yaml`'s settings on the first rows of an E1
+Runs `deceptionlab.training.sft.finetune` with `params.yaml`'s settings on the first rows of an E1
 corpus and profiles every optimizer step after the first (the first warms up the allocator and
 oneDNN's kernel choice). Prints the profiler's table of operators by self CPU time, then the
 shares of four groups: matrix multiplies (where a bf16 peak applies), dtype copies (bf16 base

@@ -7,7 +7,7 @@ params.yaml (base weights in `finetune.dtype`, `auto`: bf16 where the CPU or GPU
 else fp32; fp32 LoRA weights, no activation checkpointing, rows of similar length batched together,
 4 rows x 2 accumulation steps, the LM head at labelled positions only). Both train
 the same rows of an E1 corpus for the same optimizer steps with the same seed through
-`deceptionlab.finetune.finetune`, so the comparison is the code the pipeline runs.
+`deceptionlab.training.sft.finetune`, so the comparison is the code the pipeline runs.
 Prints tokens/s for each, the ratio, the training loss (the Trainer's mean over all steps: both
 runs see the same rows, grouped differently, so the mean is the fair comparison; the last step's
 loss is printed too, but its batch holds different rows in each run), and achieved FLOP/s against the

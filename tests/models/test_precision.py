@@ -1,4 +1,4 @@
-"""dtype and matmul precision chosen from the hardware (deceptionlab.precision)."""
+"""dtype and matmul precision chosen from the hardware (deceptionlab.models.precision)."""
 
 import os
 import subprocess
@@ -46,7 +46,7 @@ def test_auto_matmul_precision_uses_bf16_units_only_for_float32_weights_where_th
 def _resolved_in_a_process_capped_at_avx2() -> str:
     # oneDNN capped at AVX2 is what an AVX2-only CPU gives it: bf16 only by emulation.
     env = os.environ | {"ONEDNN_MAX_CPU_ISA": "AVX2"}
-    code = ("import torch; from deceptionlab.precision import resolve_dtype, resolve_matmul_precision as m; "
+    code = ("import torch; from deceptionlab.models.precision import resolve_dtype, resolve_matmul_precision as m; "
             "cpu = torch.device('cpu'); print(resolve_dtype('auto', cpu), m('auto', 'float32', cpu))")
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True).stdout.split()
