@@ -60,7 +60,7 @@ def build_table(metrics_dir: Path, predictions_dir: Path, params: Params) -> pd.
     return pd.DataFrame(rows)
 
 
-def reading(row: pd.Series) -> str:
+def reading(row) -> str:
     """One sentence per control: the effect, or the bounds a null puts on it."""
     interval = f"[{row.change_ci_low:+.1f}, {row.change_ci_high:+.1f}]"
     if row.verdict == "effect":
