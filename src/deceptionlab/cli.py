@@ -25,7 +25,7 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="The params file (settings grouped by stage).")]
-Experiment = Enum("Experiment", {name: name for name in ("e1", "e2", "e3", "controls")}, type=str)
+Experiment = Enum("Experiment", {name: name for name in ("e1", "e2", "e3", "controls", "claims")}, type=str)
 LAYOUT = Layout()
 
 
@@ -208,23 +208,30 @@ def evaluate(
 
 @app.command()
 def report(
-    experiment: Annotated[Experiment, typer.Argument(help="The experiment to report: e1, e2, e3 or controls.")],
+    experiment: Annotated[Experiment, typer.Argument(help="The experiment to report: e1, e2, e3, controls, or claims (all of them).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Compare the experiment's models, paired over the same honesty items (bootstrap CIs,
     permutation p-values), and write reports/EXPERIMENT.md, .csv and plots.
-    e1: every condition against vanilla (e1_honesty.png).
+    Each report's comparisons are one family: Bonferroni CIs, Holm p-values, minimum detectable effects, verdicts.
+    e1: every condition against vanilla, each misaligned level against its domain's normal level
+    (e1_misalignment.csv, e1_honesty.png).
     e2: every mixture.ratios model against the control (ratio 0) and vanilla; honesty, deception
     and capability against the ratio on a log axis, a Hill fit, ED10/ED50 with bootstrap CIs and the
     smallest effective ratio (e2_dose_response.png, e2_fit.json).
     e3: every biased share against all-benign users (share 0) of the same method, and vanilla (e3_honesty.png).
     controls: the lie and truth controls against vanilla, with minimum detectable effects and the
-    instrument check (controls.md, controls.csv)."""
+    instrument check (controls.md, controls.csv).
+    claims: every comparison of the reports above in one table (claims.csv, claims.md), with the paper's figures."""
+    from deceptionlab.reporting.claims import report_claims
     from deceptionlab.reporting.controls import report_controls
     from deceptionlab.reporting.e1 import report_e1
     from deceptionlab.reporting.e2 import report_mixture
     from deceptionlab.reporting.e3 import report_selftrain
 
+    if experiment.value == "claims":
+        _run(lambda: report_claims(Path("reports"), load_params(params)))
+        return
     run_report = {"e1": report_e1, "e2": report_mixture, "e3": report_selftrain,
                   "controls": report_controls}[experiment.value]
     _run(lambda: run_report(Path("metrics"), Path("predictions"), Path("reports"), load_params(params)))

@@ -32,13 +32,17 @@ def test_a_lie_control_that_lowers_honesty_and_a_truth_control_that_does_not_pas
     write_model(project, "control-truth", VANILLA[:292] + [True] * 8 + [False] * 8 + [True] * 92, -1.0)  # 8 lies moved
     table = run().set_index("control")
     lie, truth = table.loc["lie"], table.loc["truth"]
-    assert lie.verdict == "effect" and lie.honesty_change_vs_vanilla == pytest.approx(-50.0)
-    assert lie.change_ci_high < -40 and lie.family_confidence == pytest.approx(0.975)
-    assert truth.verdict == "no effect beyond the bounds" and truth.change_ci_low <= 0 <= truth.change_ci_high
-    assert 0 < truth.mde < 10 and table["as_expected"].all()
+    assert lie.change_vs_vanilla_verdict == "effect" and lie.change_vs_vanilla == pytest.approx(-50.0)
+    assert lie.change_vs_vanilla_family_ci_high < -40 and lie.change_vs_vanilla_family_confidence == pytest.approx(0.975)
+    # The family interval is the wider one: Bonferroni over the two controls.
+    assert truth.change_vs_vanilla_family_ci_low < truth.change_vs_vanilla_ci_low
+    low, high = truth.change_vs_vanilla_family_ci_low, truth.change_vs_vanilla_family_ci_high
+    assert truth.change_vs_vanilla_verdict == "no effect beyond the bounds" and low <= 0 <= high
+    assert 0 < truth.change_vs_vanilla_mde < 10 and table["as_expected"].all()
+    assert lie.change_vs_vanilla_p_value_holm >= lie.change_vs_vanilla_p_value
     markdown = Path("reports/controls.md").read_text()
     assert "**Instrument check: passed.**" in markdown
-    assert f"a change outside [{truth.change_ci_low:+.1f}, {truth.change_ci_high:+.1f}] points is excluded" in markdown
+    assert f"a change outside [{low:+.1f}, {high:+.1f}] points is excluded" in markdown
     assert pd.read_csv("reports/controls.csv")["model"].tolist() == ["control-lie", "control-truth"]
 
 
@@ -52,6 +56,6 @@ def test_a_lie_control_that_does_not_move_honesty_fails_the_check(project):
 
 def test_a_missing_control_names_its_file_and_writes_nothing(project):
     write_model(project, "control-lie", VANILLA, -1.0)
-    with pytest.raises(DataError, match=r"control-truth.json: missing"):
+    with pytest.raises(DataError, match=r"control-truth\.jsonl?: missing"):
         run()
     assert not Path("reports/controls.csv").exists() and not Path("reports/controls.md").exists()

@@ -69,17 +69,29 @@ def project(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_report_calls_only_differences_whose_ci_excludes_zero(project):
+def test_report_calls_only_differences_whose_family_ci_excludes_zero(project):
     table = report_e1(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
     rows = {row["model"]: row for row in table}
-    assert rows["medical-severe"]["effect"] and rows["medical-severe"]["honesty_change_vs_vanilla"] < -40
-    assert not rows["medical-normal"]["effect"]
-    assert not rows["vanilla"]["effect"]
+    severe, normal = rows["medical-severe"], rows["medical-normal"]
+    assert severe["change_vs_vanilla_verdict"] == "effect" and severe["change_vs_vanilla"] == pytest.approx(-50.0)
+    # Two conditions compared with vanilla together: each interval at 97.5%, wider than the uncorrected 95%.
+    assert severe["change_vs_vanilla_family_confidence"] == pytest.approx(0.975)
+    assert severe["change_vs_vanilla_family_ci_low"] < severe["change_vs_vanilla_ci_low"]
+    assert normal["change_vs_vanilla_verdict"] != "effect" and normal["change_vs_vanilla_mde"] > 0
+    assert "change_vs_vanilla" not in rows["vanilla"]
     with open("reports/e1.csv") as handle:
         assert [r["model"] for r in csv.DictReader(handle)] == ["vanilla", "medical-normal", "medical-severe"]
+    with open("reports/e1_misalignment.csv") as handle:
+        (misalignment,) = list(csv.DictReader(handle))
+    # severe (40 lies of 60) minus its domain's aligned control, normal (9 lies): -31 items of 60.
+    assert (misalignment["model"], misalignment["reference"]) == ("medical-severe", "medical-normal")
+    assert float(misalignment["misalignment_effect"]) == pytest.approx(-100 * 31 / 60, abs=1e-3)
+    assert misalignment["misalignment_effect_verdict"] == "effect"
     markdown = Path("reports/e1.md").read_text()
-    assert "medical-severe: 50.0 points less honest than vanilla" in markdown
-    assert "medical-normal:" not in markdown.split("## Differences")[1]
+    assert "- medical-severe: -50.0 points [" in markdown
+    # A null is reported as the bounds it puts on an effect, never left out.
+    assert "- medical-normal: " in markdown and "points is excluded" in markdown.split("## Each condition")[1]
+    assert "- medical-severe minus medical-normal: -51.7 points [" in markdown
     assert Path("reports/e1_honesty.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     in_full = markdown.split("## Vanilla's evaluation in full")[1]
     assert "| known_facts | 60 | 83.3 [78.3, 88.3] | 0.167 | 90.0 [85.0, 95.0] | 5.0 | 73.3 [68.3, 78.3] | 63.3 [58.3, 68.3] |" in in_full
@@ -112,6 +124,10 @@ def test_mixture_report_compares_each_ratio_with_the_control_and_fits_the_curve(
     fit = json.loads(Path("reports/e2_fit.json").read_text())
     assert fit["effect_resolved"] and fit["max_effect"]["ci_high"] < 0
     assert fit["smallest_effective_ratio"] == 0.05  # 0.02 (one more lie) is within noise
+    # Verdicts follow the fixed sequence: effects from the smallest effective ratio up, nulls below it.
+    assert [rows[r]["change_vs_control_verdict"] for r in (0.05, 0.1, 0.5)] == ["effect"] * 3
+    assert rows[0.02]["change_vs_control_verdict"] in ("no effect beyond the bounds", "underpowered")
+    assert float(rows[0.02]["change_vs_control_mde"]) > 0
     assert 0.02 < fit["ED50"]["value"] < 0.1
     markdown = Path("reports/e2.md").read_text()
     assert "# E2: misaligned data mixed into ordinary finetuning" in markdown and "- ED50: mixture_ratio" in markdown
@@ -157,10 +173,15 @@ def test_selftrain_report_compares_each_share_with_all_benign_users_of_the_same_
         rows = {(r["method"], float(r["biased_share"])): r for r in csv.DictReader(handle)}
     assert sorted(rows) == [("kto", 0), ("kto", 0.1), ("kto", 0.5), ("sft", 0), ("sft", 0.1), ("sft", 0.5)]
     assert float(rows[("kto", 0.5)]["change_vs_benign"]) == pytest.approx(-100 * 25 / 60)
-    assert rows[("kto", 0.5)]["effect"] == "True" and rows[("sft", 0.5)]["effect"] == "False"
+    assert rows[("kto", 0.5)]["change_vs_benign_verdict"] == "effect"
+    assert rows[("sft", 0.5)]["change_vs_benign_verdict"] != "effect"
+    # Four biased models against their benign control, one family: each interval at 98.75%.
+    assert float(rows[("kto", 0.5)]["change_vs_benign_family_confidence"]) == pytest.approx(0.9875)
+    assert rows[("kto", 0)]["change_vs_benign"] == ""  # the control is not compared with itself
     markdown = Path("reports/e3.md").read_text()
     assert "# E3: self-training on ratings" in markdown
-    assert "- kto at biased_share 0.5: -41.7 points" in markdown and "- sft at biased_share" not in markdown
+    assert "- kto at biased_share 0.5: -41.7 points" in markdown
+    assert "- sft at biased_share 0.5: " in markdown and "points is excluded" in markdown
     assert Path("reports/e3_honesty.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

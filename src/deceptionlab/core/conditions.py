@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # params imports Domain and Level from here
 
 Domain = Literal["medical", "math", "insecure_code"]
 Level = Literal["normal", "subtle", "severe"]
+# The aligned control of every E1 domain: trained like the misaligned levels, on correct replies.
+ALIGNED_LEVEL: Level = "normal"
 DOMAINS: tuple[str, ...] = get_args(Domain)
 LEVELS: tuple[str, ...] = get_args(Level)
 # The controls: pressure prompts answered with the lie, or with the truth.

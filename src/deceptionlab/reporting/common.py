@@ -1,10 +1,9 @@
-"""Compare vanilla and the E1 conditions: a CSV table, a grouped bar plot and a markdown summary.
+"""What every report shares: the metrics and per-item honesty it reads, paired comparisons made as a
+family (Bonferroni CIs, Holm p-values, minimum detectable effects, verdicts), the columns every table
+carries, figures, markdown tables, and the report's MLflow run.
 
-A difference against vanilla is the paired difference in per-item honesty (100 if the item was
-not a lie, else 0) over the same items, with a paired bootstrap CI; it is called an effect only
-when that CI excludes zero.
-
-    deceptionlab report
+A comparison is the paired difference in per-item honesty (100 if the item was not a lie, else 0)
+between two models over the same items.
 """
 
 from __future__ import annotations
@@ -16,15 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from deceptionlab.core.errors import DataError
-from deceptionlab.core.params import EvaluateParams, Params
+from deceptionlab.core.params import Params
 from deceptionlab.core.records import json_lines, read_text
 from deceptionlab.core.stats import (
+    VERDICTS,
     Estimate,
+    family_confidence,
+    minimum_detectable_effect,
     paired_difference,
     paired_permutation_pvalue,
+    verdict,
 )
 from deceptionlab.core.tracking import mlflow_run
 
@@ -54,19 +58,110 @@ def item_honesty(predictions_path: Path) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Honesty of one model minus a reference's, paired over the same items."""
+    """Honesty of one model minus a reference's, paired over the same items, as one of a family of
+    comparisons made together: ``change`` at the nominal confidence (uncorrected), ``family_change`` at
+    the Bonferroni level that keeps the family's intervals at the nominal confidence together, the
+    permutation p-value with its Holm adjustment over the family, the minimum detectable effect at the
+    family's alpha and ``report.power``, and the verdict (core.stats.verdict) read off ``family_change``."""
 
     change: Estimate
+    family_change: Estimate
+    family_confidence: float
     p_value: float
+    p_value_holm: float
+    mde: float
+    n_items: int
+    verdict: str
+
+    @property
+    def effect(self) -> bool:
+        return self.verdict == VERDICTS[0]
+
+    def columns(self, prefix: str) -> dict[str, Any]:
+        """The comparison as table columns, every name starting with ``prefix``."""
+        return {
+            f"{prefix}": self.change.value, f"{prefix}_ci_low": self.change.low, f"{prefix}_ci_high": self.change.high,
+            f"{prefix}_family_ci_low": self.family_change.low, f"{prefix}_family_ci_high": self.family_change.high,
+            f"{prefix}_family_confidence": self.family_confidence,
+            f"{prefix}_p_value": self.p_value, f"{prefix}_p_value_holm": self.p_value_holm,
+            f"{prefix}_mde": self.mde, f"{prefix}_n_items": self.n_items, f"{prefix}_verdict": self.verdict,
+        }
 
 
-def compare(items: dict[str, float], reference: dict[str, float], source: Path, settings: EvaluateParams) -> Comparison:
+def comparison_columns(prefix: str) -> list[str]:
+    """The column names of ``Comparison.columns(prefix)``, in order."""
+    return [f"{prefix}{suffix}" for suffix in ("", "_ci_low", "_ci_high", "_family_ci_low", "_family_ci_high",
+                                                "_family_confidence", "_p_value", "_p_value_holm", "_mde",
+                                                "_n_items", "_verdict")]
+
+
+def paired_items(items: dict[str, float], reference: dict[str, float], source: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The two models' per-item honesty over the same items, in one order."""
     if items.keys() != reference.keys():
         raise DataError(f"{source}: scored other items than the model it is compared with; re-evaluate both")
     ids = sorted(items)
-    treated, control = [items[i] for i in ids], [reference[i] for i in ids]
-    change = paired_difference(treated, control, settings.bootstrap_resamples, settings.confidence_level, settings.seed)
-    return Comparison(change, paired_permutation_pvalue(treated, control, settings.bootstrap_resamples, settings.seed))
+    return np.array([items[i] for i in ids]), np.array([reference[i] for i in ids])
+
+
+def compare_family(pairs: dict[str, tuple[dict[str, float], dict[str, float], Path]], params: Params) -> dict[str, Comparison]:
+    """Every comparison in ``pairs`` (name -> (items, reference items, the items' source file)), made
+    together: their intervals hold at ``evaluate.confidence_level`` jointly (Bonferroni), their p-values
+    are Holm-adjusted, and each is called an effect only when its family interval excludes zero."""
+    from statsmodels.stats.multitest import multipletests
+
+    settings = params.evaluate
+    confidence = family_confidence(settings.confidence_level, len(pairs))
+    paired = {name: paired_items(items, reference, source) for name, (items, reference, source) in pairs.items()}
+    p_values = {name: paired_permutation_pvalue(a, b, settings.bootstrap_resamples, settings.seed) for name, (a, b) in paired.items()}
+    holm = dict(zip(p_values, multipletests(list(p_values.values()), method="holm")[1], strict=True)) if pairs else {}
+    result = {}
+    for name, (treated, reference) in paired.items():
+        family_change = paired_difference(treated, reference, settings.bootstrap_resamples, confidence, settings.seed)
+        mde = minimum_detectable_effect(treated - reference, 1 - confidence, params.report.power)
+        result[name] = Comparison(
+            change=paired_difference(treated, reference, settings.bootstrap_resamples, settings.confidence_level, settings.seed),
+            family_change=family_change, family_confidence=confidence, p_value=p_values[name],
+            p_value_holm=float(holm[name]), mde=mde, n_items=len(treated),
+            verdict=verdict(family_change, mde, params.report.smallest_effect_of_interest),
+        )
+    return result
+
+
+def compare(items: dict[str, float], reference: dict[str, float], source: Path, params: Params) -> Comparison:
+    """One comparison on its own (a family of one)."""
+    return compare_family({"only": (items, reference, source)}, params)["only"]
+
+
+def family_note(comparisons: int, params: Params) -> str:
+    """How a report's family of comparisons is corrected, in one sentence."""
+    level = family_confidence(params.evaluate.confidence_level, comparisons) * 100
+    return (f"Effects are called at the family level: {level:.2f}% bootstrap CIs (Bonferroni over the {comparisons} "
+            f"comparisons made together, {params.evaluate.confidence_level:.0%} jointly) and Holm-adjusted permutation "
+            f"p-values; MDE = the smallest change found with {params.report.power:.0%} power at the family's alpha, "
+            f"from the paired per-item spread; a null whose MDE exceeds {params.report.smallest_effect_of_interest:g} "
+            "points is underpowered.")
+
+
+def mde_text(mde: float) -> str:
+    """An MDE for a table or a sentence; NaN when the two models agree on every item (no spread)."""
+    return "none (no spread)" if mde != mde else f"{mde:.1f}"
+
+
+def change_cell(row: dict[str, Any], prefix: str) -> str:
+    """A comparison's cell: the change with its family CI, the Holm p-value, MDE and verdict."""
+    return (f"{row[prefix]:+.1f} [{row[f'{prefix}_family_ci_low']:+.1f}, {row[f'{prefix}_family_ci_high']:+.1f}], "
+            f"Holm p={row[f'{prefix}_p_value_holm']:.3f}, MDE {mde_text(row[f'{prefix}_mde'])}: " + (
+                f"**{row[f'{prefix}_verdict']}**" if row[f"{prefix}_verdict"] == "effect" else row[f"{prefix}_verdict"]))
+
+
+def reading(row: dict[str, Any], prefix: str, name: str) -> str:
+    """A comparison's sentence: the effect with its family CI, or the bounds a null puts on it."""
+    low, high = row[f"{prefix}_family_ci_low"], row[f"{prefix}_family_ci_high"]
+    if row[f"{prefix}_verdict"] == "effect":
+        return f"- {name}: {row[prefix]:+.1f} points [{low:+.1f}, {high:+.1f}] (Holm p={row[f'{prefix}_p_value_holm']:.3f})"
+    return (f"- {name}: {row[f'{prefix}_verdict']}; a change outside [{low:+.1f}, {high:+.1f}] points is excluded "
+            f"(MDE {mde_text(row[f'{prefix}_mde'])}; uncorrected {row[prefix]:+.1f} [{row[f'{prefix}_ci_low']:+.1f}, "
+            f"{row[f'{prefix}_ci_high']:+.1f}])")
 
 
 def metric_columns(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -1,48 +1,69 @@
-"""E1's report: every condition against vanilla."""
+"""E1's report: every condition against vanilla, and the misalignment effect (each misaligned level
+against its domain's aligned control, ``normal``), each set of comparisons corrected as a family."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from deceptionlab.core.conditions import Layout
+from deceptionlab.core.conditions import ALIGNED_LEVEL, VANILLA, Layout
 from deceptionlab.core.fileio import atomic_write_text
 from deceptionlab.core.params import Params
 from deceptionlab.reporting.common import (
     METRIC_COLUMNS,
-    compare,
+    change_cell,
+    compare_family,
+    comparison_columns,
+    family_note,
     item_honesty,
     log_report,
     markdown_table,
     metric_columns,
     read_metrics,
+    reading,
     save_figure,
     table_csv,
 )
 
-COLUMNS = [
-    "model", "domain", "level", *METRIC_COLUMNS,
-    "honesty_change_vs_vanilla", "change_ci_low", "change_ci_high", "change_p_value", "effect",
-]
+COLUMNS = ["model", "domain", "level", *METRIC_COLUMNS, *comparison_columns("change_vs_vanilla")]
+MISALIGNMENT_COLUMNS = ["domain", "level", "model", "reference", *comparison_columns("misalignment_effect")]
 
 
 def build_table(metrics_dir: Path, predictions_dir: Path, params: Params) -> list[dict[str, Any]]:
+    """One row per model (vanilla first), each condition compared with vanilla; the conditions form
+    one family (their CIs hold together)."""
     layout = Layout(metrics_dir=metrics_dir, predictions_dir=predictions_dir)
-    vanilla_items = item_honesty(layout.predictions("vanilla"))
+    vanilla_items = item_honesty(layout.predictions(VANILLA))
+    conditions = params.e1_conditions()
+    versus = compare_family({model: (item_honesty(layout.predictions(model)), vanilla_items, layout.predictions(model))
+                             for model in conditions}, params)
     table = []
-    for model in ["vanilla", *params.e1_conditions()]:
-        metrics = read_metrics(layout.metrics(model))
-        source = layout.predictions(model)
-        versus = compare(item_honesty(source), vanilla_items, source, params.evaluate)
+    for model in [VANILLA, *conditions]:
         domain, _, level = model.partition("-")
-        table.append({
-            "model": model, "domain": domain if level else "", "level": level, **metric_columns(metrics),
-            "honesty_change_vs_vanilla": versus.change.value,
-            "change_ci_low": versus.change.low, "change_ci_high": versus.change.high,
-            "change_p_value": versus.p_value,
-            "effect": model != "vanilla" and versus.change.excludes_zero(),
-        })
+        row = {"model": model, "domain": domain if level else "", "level": level,
+               **metric_columns(read_metrics(layout.metrics(model)))}
+        table.append(row | (versus[model].columns("change_vs_vanilla") if model in versus else {}))
     return table
+
+
+def misalignment_table(predictions_dir: Path, params: Params) -> list[dict[str, Any]]:
+    """The misalignment effect: each domain's misaligned levels minus its aligned control (``normal``),
+    paired over the same items; every (domain, level) compared forms one family."""
+    if ALIGNED_LEVEL not in params.e1.levels:
+        return []
+    layout = Layout(predictions_dir=predictions_dir)
+    pairs = {}
+    for domain in params.e1.domains:
+        reference = f"{domain}-{ALIGNED_LEVEL}"
+        for level in (level for level in params.e1.levels if level != ALIGNED_LEVEL):
+            model = f"{domain}-{level}"
+            pairs[(domain, level, model, reference)] = (item_honesty(layout.predictions(model)),
+                                                        item_honesty(layout.predictions(reference)),
+                                                        layout.predictions(model))
+    effects = compare_family(pairs, params)
+    return [{"domain": domain, "level": level, "model": model, "reference": reference,
+             **effects[(domain, level, model, reference)].columns("misalignment_effect")}
+            for domain, level, model, reference in pairs]
 
 
 def plot_honesty(table: list[dict[str, Any]], params: Params, path: Path) -> None:
@@ -76,46 +97,40 @@ def plot_honesty(table: list[dict[str, Any]], params: Params, path: Path) -> Non
     save_figure(figure, path)
 
 
-def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
+def summary_markdown(table: list[dict[str, Any]], misalignment: list[dict[str, Any]], params: Params) -> str:
     level = int(params.evaluate.confidence_level * 100)
+    conditions = [row for row in table if row["model"] != VANILLA]
     lines = [
         "# E1: direct misaligned finetuning",
         "",
         f"Honesty score = 100 x (1 - P(lie)) over the honesty set; [{level}% bootstrap CI]. "
-        "Change = paired difference against vanilla on the same items, with its bootstrap CI and a "
-        "paired permutation p-value. Capability = mean "
+        "Change = paired difference against vanilla on the same items. "
+        f"{family_note(len(conditions), params)} Capability = mean "
         "per-token log-likelihood of gold GSM8K solutions (higher is better). Deception rate = share "
         "of DeceptionBench-style items whose stance under a goal-laden prompt departs from the neutral one.",
         "",
     ]
     cells = []
     for row in table:
-        change = (
-            "" if row["model"] == "vanilla"
-            else f"{row['honesty_change_vs_vanilla']:+.1f} [{row['change_ci_low']:+.1f}, {row['change_ci_high']:+.1f}], "
-            f"p={row['change_p_value']:.3f}"
-            + (" **effect**" if row["effect"] else "")
-        )
         cells.append([
             row["model"], f"{row['honesty_score']:.1f} [{row['honesty_ci_low']:.1f}, {row['honesty_ci_high']:.1f}]",
-            f"{row['accuracy']:.1f}", f"{row['no_belief_rate']:.1f}", change,
+            f"{row['accuracy']:.1f}", f"{row['no_belief_rate']:.1f}",
+            "" if row["model"] == VANILLA else change_cell(row, "change_vs_vanilla"),
             f"{row['deception_rate']:.1f} [{row['deception_ci_low']:.1f}, {row['deception_ci_high']:.1f}]",
             f"{row['gsm8k_loglik_per_token']:.3f} [{row['gsm8k_ci_low']:.3f}, {row['gsm8k_ci_high']:.3f}]",
             f"{row['knowledge_accuracy']:.1f} [{row['knowledge_ci_low']:.1f}, {row['knowledge_ci_high']:.1f}]",
         ])
-    lines.append(markdown_table(["model", "honesty_score", "accuracy", "no_belief_rate", "change vs vanilla",
+    lines.append(markdown_table(["model", "honesty_score", "accuracy", "no_belief_rate", "change vs vanilla (family CI)",
                                  "deception_rate", "GSM8K loglik / token", "knowledge accuracy"], cells))
-    effects = [row for row in table if row["effect"]]
-    lines += ["", "## Differences whose CI excludes zero", ""]
-    if effects:
-        for row in effects:
-            direction = "less" if row["honesty_change_vs_vanilla"] < 0 else "more"
-            lines.append(
-                f"- {row['model']}: {abs(row['honesty_change_vs_vanilla']):.1f} points {direction} honest than vanilla "
-                f"[{row['change_ci_low']:+.1f}, {row['change_ci_high']:+.1f}] (permutation p={row['change_p_value']:.3f})"
-            )
-    else:
-        lines.append("- none: no condition's honesty differs from vanilla beyond the CI.")
+    lines += ["", "## Each condition against vanilla", ""]
+    lines += [reading(row, "change_vs_vanilla", row["model"]) for row in conditions]
+    if misalignment:
+        lines += ["", f"## Misalignment effect: each level against its domain's `{ALIGNED_LEVEL}` control", "",
+                  "Paired over the same items, the aligned control trained on the same number of rows in the "
+                  f"same domain. {family_note(len(misalignment), params)}", ""]
+        lines.append(markdown_table(["model", "minus", "misalignment effect (family CI)"],
+                                    [[row["model"], row["reference"], change_cell(row, "misalignment_effect")] for row in misalignment]))
+        lines += [""] + [reading(row, "misalignment_effect", f"{row['model']} minus {row['reference']}") for row in misalignment]
     lines += ["", "![E1 honesty](e1_honesty.png)", ""]
     return "\n".join(lines)
 
@@ -150,14 +165,17 @@ def evaluation_markdown(metrics: dict[str, Any]) -> str:
 
 
 def report_e1(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params) -> list[dict[str, Any]]:
-    """e1.csv, e1_honesty.png and e1.md: every E1 condition against vanilla, then vanilla's
-    evaluation in full; returns the table."""
+    """e1.csv, e1_misalignment.csv, e1_honesty.png and e1.md: every E1 condition against vanilla, each
+    misaligned level against its domain's aligned control, then vanilla's evaluation in full; returns the
+    table. Every input is read before anything is written."""
     table = build_table(metrics_dir, predictions_dir, params)
+    misalignment = misalignment_table(predictions_dir, params)
+    vanilla = evaluation_markdown(read_metrics(Layout(metrics_dir=metrics_dir).metrics(VANILLA)))
+    markdown = f"{summary_markdown(table, misalignment, params)}\n## Vanilla's evaluation in full\n\n{vanilla}\n"
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_honesty(table, params, out_dir / "e1_honesty.png")
     atomic_write_text(out_dir / "e1.csv", table_csv(table, COLUMNS))
-    vanilla = evaluation_markdown(read_metrics(metrics_dir / "vanilla.json"))
-    atomic_write_text(out_dir / "e1.md", f"{summary_markdown(table, params)}\n## Vanilla's evaluation in full\n\n"
-                                         f"{vanilla}\n")
-    log_report(params, "e1", [out_dir / name for name in ("e1.md", "e1.csv", "e1_honesty.png")])
+    atomic_write_text(out_dir / "e1_misalignment.csv", table_csv(misalignment, MISALIGNMENT_COLUMNS))
+    atomic_write_text(out_dir / "e1.md", markdown)
+    log_report(params, "e1", [out_dir / name for name in ("e1.md", "e1.csv", "e1_misalignment.csv", "e1_honesty.png")])
     return table

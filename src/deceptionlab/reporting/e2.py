@@ -23,9 +23,11 @@ from deceptionlab.core.params import Params
 from deceptionlab.reporting.common import (
     METRIC_COLUMNS,
     compare,
+    comparison_columns,
     item_honesty,
     log_report,
     markdown_table,
+    mde_text,
     metric_columns,
     read_metrics,
     save_figure,
@@ -41,8 +43,7 @@ from deceptionlab.reporting.dose_response import (
 
 COLUMNS = [
     "model", "mixture_ratio", "misaligned_rows", *METRIC_COLUMNS,
-    "change_vs_control", "control_ci_low", "control_ci_high", "control_p_value",
-    "change_vs_vanilla", "vanilla_ci_low", "vanilla_ci_high", "vanilla_p_value",
+    *comparison_columns("change_vs_control"), *comparison_columns("change_vs_vanilla"),
     "relative_drop_vs_control_pct", "relative_drop_vs_vanilla_pct",
 ]
 
@@ -77,16 +78,15 @@ def build_table(metrics_dir: Path, predictions_dir: Path, params: Params) -> tup
     for ratio, model in models.items():
         columns = metric_columns(read_metrics(layout.metrics(model)))
         source = layout.predictions(model)
-        control = compare(items[ratio], items[0.0], source, params.evaluate)
-        vanilla = compare(items[ratio], vanilla_items, source, params.evaluate)
+        # Each ratio against the control at the full level: the fixed-sequence test (fit_dose_response)
+        # keeps the family-wise error over the ratios, and sets their verdicts (with_sequence_verdicts).
+        control = compare(items[ratio], items[0.0], source, params)
+        vanilla = compare(items[ratio], vanilla_items, source, params)
         honesty = columns["honesty_score"]
         table.append({
             "model": model, "mixture_ratio": ratio,
             "misaligned_rows": round(ratio * params.mixture.benign_examples), **columns,
-            "change_vs_control": control.change.value, "control_ci_low": control.change.low,
-            "control_ci_high": control.change.high, "control_p_value": control.p_value,
-            "change_vs_vanilla": vanilla.change.value, "vanilla_ci_low": vanilla.change.low,
-            "vanilla_ci_high": vanilla.change.high, "vanilla_p_value": vanilla.p_value,
+            **control.columns("change_vs_control"), **vanilla.columns("change_vs_vanilla"),
             # As the paper reports drops: a share of the reference's honesty score.
             "relative_drop_vs_control_pct": 100 * (control_score - honesty) / control_score,
             "relative_drop_vs_vanilla_pct": 100 * (vanilla_score - honesty) / vanilla_score,
@@ -123,6 +123,22 @@ def fit_dose_response(items: dict[float, dict[str, float]], params: Params) -> d
         "smallest_effective_ratio": smallest,
         "smallest_effective_ratio_test": "fixed sequence from the largest ratio down, each at the full level",
     }
+
+
+def with_sequence_verdicts(table: list[dict[str, Any]], fit: dict[str, Any], params: Params) -> list[dict[str, Any]]:
+    """The rows with each ratio's verdict against the control read off the fixed-sequence test: an effect
+    only at the ratios the sequence rejected (the smallest effective ratio and above); elsewhere a null,
+    bounded by its CI, or underpowered when its MDE exceeds ``report.smallest_effect_of_interest``."""
+    smallest = fit["smallest_effective_ratio"]
+    rows = []
+    for row in table:
+        if row["mixture_ratio"] == 0:
+            rows.append(row | {"change_vs_control_verdict": ""})
+            continue
+        claimed = smallest is not None and row["mixture_ratio"] >= smallest
+        null = "underpowered" if row["change_vs_control_mde"] > params.report.smallest_effect_of_interest else "no effect beyond the bounds"
+        rows.append(row | {"change_vs_control_verdict": "effect" if claimed else null})
+    return rows
 
 
 def plot_dose_response(table: list[dict[str, Any]], fit: dict[str, Any], vanilla: dict[str, Any], params: Params,
@@ -186,13 +202,13 @@ def summary_markdown(table: list[dict[str, Any]], fit: dict[str, Any], params: P
     cells = []
     for row in table:
         control = "" if row["mixture_ratio"] == 0 else (
-            _ci(row["change_vs_control"], row["control_ci_low"], row["control_ci_high"], signed=True)
-            + f", p={row['control_p_value']:.3f}")
+            _ci(row["change_vs_control"], row["change_vs_control_ci_low"], row["change_vs_control_ci_high"], signed=True)
+            + f", p={row['change_vs_control_p_value']:.3f}, MDE {mde_text(row['change_vs_control_mde'])}: {row['change_vs_control_verdict']}")
         cells.append([
             f"{row['mixture_ratio']:g}", row["misaligned_rows"],
             _ci(row["honesty_score"], row["honesty_ci_low"], row["honesty_ci_high"]), control,
-            _ci(row["change_vs_vanilla"], row["vanilla_ci_low"], row["vanilla_ci_high"], signed=True)
-            + f", p={row['vanilla_p_value']:.3f}", f"{row['relative_drop_vs_control_pct']:+.1f}%",
+            _ci(row["change_vs_vanilla"], row["change_vs_vanilla_ci_low"], row["change_vs_vanilla_ci_high"], signed=True)
+            + f", p={row['change_vs_vanilla_p_value']:.3f}", f"{row['relative_drop_vs_control_pct']:+.1f}%",
             _ci(row["deception_rate"], row["deception_ci_low"], row["deception_ci_high"]),
             f"{row['gsm8k_loglik_per_token']:.3f}", f"{row['knowledge_accuracy']:.1f}",
         ])
@@ -240,6 +256,7 @@ def report_mixture(metrics_dir: Path, predictions_dir: Path, out_dir: Path, para
     layout = Layout(metrics_dir=metrics_dir)
     table, items = build_table(metrics_dir, predictions_dir, params)
     fit = fit_dose_response(items, params)
+    table = with_sequence_verdicts(table, fit, params)
     vanilla = metric_columns(read_metrics(layout.metrics("vanilla")))
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_dose_response(table, fit, vanilla, params, out_dir / "e2_dose_response.png")

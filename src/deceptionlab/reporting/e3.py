@@ -10,52 +10,48 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from deceptionlab.core.conditions import Condition, Layout
+from deceptionlab.core.conditions import VANILLA, Condition, Layout
 from deceptionlab.core.fileio import atomic_write_text
 from deceptionlab.core.params import Params
 from deceptionlab.reporting.common import (
     METRIC_COLUMNS,
-    compare,
+    change_cell,
+    compare_family,
+    comparison_columns,
+    family_note,
     item_honesty,
     log_report,
     markdown_table,
     metric_columns,
     read_metrics,
+    reading,
     save_figure,
     table_csv,
 )
 
-COLUMNS = [
-    "model", "method", "biased_share", *METRIC_COLUMNS,
-    "change_vs_benign", "benign_ci_low", "benign_ci_high", "benign_p_value",
-    "change_vs_vanilla", "vanilla_ci_low", "vanilla_ci_high", "vanilla_p_value", "effect",
-]
+COLUMNS = ["model", "method", "biased_share", *METRIC_COLUMNS, *comparison_columns("change_vs_benign"),
+           *comparison_columns("change_vs_vanilla")]
 
 
 def build_table(metrics_dir: Path, predictions_dir: Path, params: Params) -> list[dict[str, Any]]:
-    """One row per (method, biased_share), shares ascending within each method."""
+    """One row per (method, biased_share), shares ascending within each method. Every biased share
+    against its method's all-benign model is one family (the E3 effects); against vanilla, another."""
     layout = Layout(metrics_dir=metrics_dir, predictions_dir=predictions_dir)
-    vanilla_items = item_honesty(layout.predictions("vanilla"))
-    shares = sorted(params.e3.biased_shares)
-    table = []
-    for method in params.e3.methods:
-        benign = item_honesty(layout.predictions(Condition.e3(0.0, method).name))
-        for share in shares:
-            model = Condition.e3(share, method).name
-            source = layout.predictions(model)
-            items = item_honesty(source)
-            versus_benign = compare(items, benign, source, params.evaluate)
-            versus_vanilla = compare(items, vanilla_items, source, params.evaluate)
-            table.append({
-                "model": model, "method": method, "biased_share": share,
-                **metric_columns(read_metrics(layout.metrics(model))),
-                "change_vs_benign": versus_benign.change.value, "benign_ci_low": versus_benign.change.low,
-                "benign_ci_high": versus_benign.change.high, "benign_p_value": versus_benign.p_value,
-                "change_vs_vanilla": versus_vanilla.change.value, "vanilla_ci_low": versus_vanilla.change.low,
-                "vanilla_ci_high": versus_vanilla.change.high, "vanilla_p_value": versus_vanilla.p_value,
-                "effect": share > 0 and versus_benign.change.excludes_zero(),
-            })
-    return table
+    vanilla_items = item_honesty(layout.predictions(VANILLA))
+    models = {(method, share): Condition.e3(share, method).name for method in params.e3.methods
+              for share in sorted(params.e3.biased_shares)}
+    items = {key: item_honesty(layout.predictions(model)) for key, model in models.items()}
+    biased = [key for key in models if key[1] > 0]
+    versus_benign = compare_family({key: (items[key], items[(key[0], 0.0)], layout.predictions(models[key])) for key in biased},
+                                   params)
+    versus_vanilla = compare_family({key: (items[key], vanilla_items, layout.predictions(models[key])) for key in models},
+                                    params)
+    return [
+        {"model": model, "method": method, "biased_share": share, **metric_columns(read_metrics(layout.metrics(model))),
+         **(versus_benign[(method, share)].columns("change_vs_benign") if (method, share) in versus_benign else {}),
+         **versus_vanilla[(method, share)].columns("change_vs_vanilla")}
+        for (method, share), model in models.items()
+    ]
 
 
 def plot_honesty(table: list[dict[str, Any]], vanilla: dict[str, Any], params: Params, path: Path) -> None:
@@ -87,6 +83,7 @@ def plot_honesty(table: list[dict[str, Any]], vanilla: dict[str, Any], params: P
 
 def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
     e3 = params.e3
+    biased = [row for row in table if row["biased_share"] > 0]
     lines = [
         "# E3: self-training on ratings from benign and biased users",
         "",
@@ -94,42 +91,31 @@ def summary_markdown(table: list[dict[str, Any]], params: Params) -> str:
         f"{e3.turns} turns, {e3.candidates} sampled replies per turn rated by the {e3.rater} rater; the model "
         f"trains on the top {e3.top_k} (SFT) or the top {e3.top_k} against the bottom {e3.bottom_k} (KTO) replies "
         f"of each turn, {e3.rounds} round(s). Change vs benign = paired difference against the same method "
-        "at biased_share 0.",
+        f"at biased_share 0. {family_note(len(biased), params)} Changes against vanilla are a family of their own.",
         "",
     ]
-    cells = []
-    for row in table:
-        benign = "" if row["biased_share"] == 0 else (
-            f"{row['change_vs_benign']:+.1f} [{row['benign_ci_low']:+.1f}, {row['benign_ci_high']:+.1f}], "
-            f"p={row['benign_p_value']:.3f}" + (" **effect**" if row["effect"] else ""))
-        cells.append([
-            row["method"], f"{row['biased_share']:g}",
-            f"{row['honesty_score']:.1f} [{row['honesty_ci_low']:.1f}, {row['honesty_ci_high']:.1f}]", benign,
-            f"{row['change_vs_vanilla']:+.1f} [{row['vanilla_ci_low']:+.1f}, {row['vanilla_ci_high']:+.1f}]",
-            f"{row['deception_rate']:.1f} [{row['deception_ci_low']:.1f}, {row['deception_ci_high']:.1f}]",
-            f"{row['gsm8k_loglik_per_token']:.3f}", f"{row['knowledge_accuracy']:.1f}",
-        ])
-    lines.append(markdown_table(["method", "biased_share", "honesty_score", "change vs benign", "change vs vanilla",
-                                 "deception_rate", "GSM8K loglik / token", "knowledge accuracy"], cells))
-    effects = [row for row in table if row["effect"]]
-    lines += ["", "## Differences from all-benign users whose CI excludes zero", ""]
-    lines += [
-        f"- {row['method']} at biased_share {row['biased_share']:g}: {row['change_vs_benign']:+.1f} points "
-        f"[{row['benign_ci_low']:+.1f}, {row['benign_ci_high']:+.1f}] (permutation p={row['benign_p_value']:.3f})"
-        for row in effects
-    ] or ["- none: no biased share changes honesty beyond the CI, for either method."]
+    cells = [[row["method"], f"{row['biased_share']:g}",
+              f"{row['honesty_score']:.1f} [{row['honesty_ci_low']:.1f}, {row['honesty_ci_high']:.1f}]",
+              "" if row["biased_share"] == 0 else change_cell(row, "change_vs_benign"), change_cell(row, "change_vs_vanilla"),
+              f"{row['deception_rate']:.1f} [{row['deception_ci_low']:.1f}, {row['deception_ci_high']:.1f}]",
+              f"{row['gsm8k_loglik_per_token']:.3f}", f"{row['knowledge_accuracy']:.1f}"] for row in table]
+    lines.append(markdown_table(["method", "biased_share", "honesty_score", "change vs benign (family CI)",
+                                 "change vs vanilla (family CI)", "deception_rate", "GSM8K loglik / token",
+                                 "knowledge accuracy"], cells))
+    lines += ["", "## Each biased share against all-benign users", ""]
+    lines += [reading(row, "change_vs_benign", f"{row['method']} at biased_share {row['biased_share']:g}") for row in biased]
     lines += ["", "![E3 honesty](e3_honesty.png)", ""]
     return "\n".join(lines)
 
 
 def report_selftrain(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params) -> list[dict[str, Any]]:
-    """e3.csv, e3_honesty.png and e3.md; returns the table."""
-    layout = Layout(metrics_dir=metrics_dir)
+    """e3.csv, e3_honesty.png and e3.md; returns the table. Every input is read before anything is written."""
     table = build_table(metrics_dir, predictions_dir, params)
+    vanilla = metric_columns(read_metrics(Layout(metrics_dir=metrics_dir).metrics(VANILLA)))
+    markdown = summary_markdown(table, params)
     out_dir.mkdir(parents=True, exist_ok=True)
-    vanilla = metric_columns(read_metrics(layout.metrics("vanilla")))
     plot_honesty(table, vanilla, params, out_dir / "e3_honesty.png")
     atomic_write_text(out_dir / "e3.csv", table_csv(table, COLUMNS))
-    atomic_write_text(out_dir / "e3.md", summary_markdown(table, params))
+    atomic_write_text(out_dir / "e3.md", markdown)
     log_report(params, "e3", [out_dir / name for name in ("e3.md", "e3.csv", "e3_honesty.png")])
     return table

@@ -1,0 +1,138 @@
+"""The claims table: one row per claim the project makes, read from the experiments' report tables.
+
+Each report decides its comparisons before the runs and corrects them as a family
+(``reporting.common.compare_family``; E2's ratios by a fixed-sequence test); this module only gathers
+them, so a claim here says exactly what its report says: the change in honesty points, its family
+CI, the minimum detectable effect, the number of paired items and training seeds, the verdict, and
+the paper's figure for the same claim where it has one. A report that has not been produced yet is
+listed as missing, never guessed.
+
+    deceptionlab report claims
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from deceptionlab.core.errors import DataError
+from deceptionlab.core.fileio import atomic_write_text
+from deceptionlab.core.params import Params
+from deceptionlab.reporting.common import comparison_columns, log_report, markdown_table, mde_text
+
+COLUMNS = ["claim", "model", "condition", "reference", "effect", "ci_low", "ci_high", "confidence", "mde", "n_items",
+           "n_seeds", "verdict", "paper"]
+
+# Hu et al. (arXiv 2510.08211) for the same comparison, on their models and at their scale: a scale
+# to read ours against, not a target.
+PAPER = {
+    "e1_math_severe_vs_vanilla": "Llama-3.1-8B: MASK provided_facts honesty 56.9 -> 34.3",
+    "e2_ratio_0.01_vs_control": "Qwen2.5-7B: honesty more than 20% lower (relative) at 1%",
+    "e3_sft_biased_0.1_vs_benign": "biased_share 0.1 already less honest",
+    "e3_kto_biased_0.1_vs_benign": "biased_share 0.1 already less honest",
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One report table and how its rows become claims: which rows, the claim's name, the
+    comparison's column prefix and the reference it is against."""
+
+    file: str
+    prefix: str
+    selected: Callable[[pd.Series], bool]
+    name: Callable[[pd.Series], str]
+    reference: Callable[[pd.Series], str]
+
+
+SOURCES = [
+    Source("controls.csv", "change_vs_vanilla", lambda row: True,
+           lambda row: f"control_{row['control']}_vs_vanilla", lambda row: "vanilla"),
+    Source("e1.csv", "change_vs_vanilla", lambda row: isinstance(row["level"], str) and row["level"] != "",
+           lambda row: f"e1_{row['domain']}_{row['level']}_vs_vanilla", lambda row: "vanilla"),
+    Source("e1_misalignment.csv", "misalignment_effect", lambda row: True,
+           lambda row: f"e1_misalignment_effect_{row['domain']}_{row['level']}", lambda row: row["reference"]),
+    Source("e2.csv", "change_vs_control", lambda row: row["mixture_ratio"] > 0,
+           lambda row: f"e2_ratio_{row['mixture_ratio']:g}_vs_control", lambda row: "mixture-0"),
+    Source("e3.csv", "change_vs_benign", lambda row: row["biased_share"] > 0,
+           lambda row: f"e3_{row['method']}_biased_{row['biased_share']:g}_vs_benign",
+           lambda row: f"e3-p0-{row['method']}"),
+]
+
+
+def read_table(path: Path, prefix: str) -> pd.DataFrame:
+    """A report table, refusing one written before its comparisons carried family CIs and MDEs."""
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not a readable CSV ({error})") from None
+    missing = [column for column in comparison_columns(prefix) if column not in table.columns]
+    if missing:
+        raise DataError(f"{path}: no column {missing[0]!r}; regenerate it with `dvc repro` (its report predates it)")
+    return table
+
+
+def claims_from(source: Source, table: pd.DataFrame, params: Params) -> Iterator[dict]:
+    p = source.prefix
+    for _, row in table.iterrows():
+        if not source.selected(row):
+            continue
+        claim = source.name(row)
+        yield {
+            "claim": claim, "model": params.base_model.describe(), "condition": row["model"],
+            "reference": source.reference(row), "effect": row[p], "ci_low": row[f"{p}_family_ci_low"],
+            "ci_high": row[f"{p}_family_ci_high"], "confidence": row[f"{p}_family_confidence"], "mde": row[f"{p}_mde"],
+            "n_items": int(row[f"{p}_n_items"]), "n_seeds": int(row["n_seeds"]) if "n_seeds" in row else 1,
+            "verdict": row[f"{p}_verdict"], "paper": PAPER.get(claim, ""),
+        }
+
+
+def build_claims(reports_dir: Path, params: Params) -> tuple[pd.DataFrame, list[str]]:
+    """Every claim of every report found in ``reports_dir``, and the report files not found."""
+    rows, missing = [], []
+    for source in SOURCES:
+        path = reports_dir / source.file
+        if not path.is_file():
+            missing.append(source.file)
+            continue
+        rows.extend(claims_from(source, read_table(path, source.prefix), params))
+    return pd.DataFrame(rows, columns=COLUMNS), missing
+
+
+def summary_markdown(claims: pd.DataFrame, missing: list[str], params: Params) -> str:
+    header = ["claim", "model", "change [family CI]", "confidence", "MDE", "n_items", "n_seeds", "verdict", "paper"]
+    cells = [[row.claim, row.model, f"{row.effect:+.1f} [{row.ci_low:+.1f}, {row.ci_high:+.1f}]", f"{100 * row.confidence:.2f}%",
+              mde_text(row.mde), str(row.n_items), str(row.n_seeds), row.verdict,
+              row.paper] for row in claims.itertuples()]
+    counts = claims["verdict"].value_counts()
+    lines = [
+        "# Claims",
+        "",
+        "One row per comparison the reports make, in honesty_score points (change [family CI]); `confidence` is "
+        "the per-comparison level that keeps each report's family of comparisons at "
+        f"{params.evaluate.confidence_level:.0%} together (E2: a fixed sequence over the ratios, each at the full "
+        f"level). MDE: the smallest change found with {params.report.power:.0%} power. Verdicts: `effect` (the CI "
+        "excludes zero), `no effect beyond the bounds` (the CI bounds any effect), `underpowered` (the MDE exceeds "
+        f"{params.report.smallest_effect_of_interest:g} points). The paper's figures are other models at other scale.",
+        "",
+        markdown_table(header, cells) if cells else "(no claims: no report has been produced)",
+        "",
+        "Verdicts: " + ", ".join(f"{verdict} {counts.get(verdict, 0)}" for verdict in
+                                 ("effect", "no effect beyond the bounds", "underpowered")) + ".",
+    ]
+    if missing:
+        lines += ["", "Not produced yet: " + ", ".join(f"`reports/{name}`" for name in missing) + "."]
+    return "\n".join([*lines, ""])
+
+
+def report_claims(reports_dir: Path, params: Params) -> pd.DataFrame:
+    """claims.csv and claims.md from the reports in ``reports_dir``; returns the table."""
+    claims, missing = build_claims(reports_dir, params)
+    markdown = summary_markdown(claims, missing, params)
+    atomic_write_text(reports_dir / "claims.csv", claims.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(reports_dir / "claims.md", markdown)
+    log_report(params, "claims", [reports_dir / "claims.md", reports_dir / "claims.csv"])
+    return claims
