@@ -27,7 +27,7 @@ lint: install
 test: install
 	pytest -q -m "not slow"
 
-# The slower tier: the real default model end to end, and long tiny-model runs. CI runs both tiers.
+# The slower tier: the real default model end to end, long tiny-model runs, kill-and-resume runs. CI runs both tiers.
 test-slow: install
 	pytest -q -m slow
 

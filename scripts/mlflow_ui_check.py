@@ -67,7 +67,7 @@ def main(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(f"http://127.0.0.1:{port}/health", 90)
+        wait_for(f"http://127.0.0.1:{port}/health", 300)  # a busy 2-core machine starts it slowly
         url = f"http://127.0.0.1:{port}/#/experiments/{found.experiment_id}/runs"
         with tempfile.TemporaryDirectory() as profile:
             flags = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]

@@ -234,6 +234,8 @@ def trial_under_way(study: str, storage: str, tracking_uri: str, alive=lambda: T
         time.sleep(0.2)
 
 
+# Slow tier: process orchestration that waits on real subprocesses for minutes on 2 busy cores (CI runs it).
+@pytest.mark.slow
 def test_an_interrupted_and_a_killed_worker_leave_no_running_trial_and_the_study_completes(sweep_project):
     params = write_params(sweep_project, finetune={"epochs": 2}, max_retry=2)  # trials long enough to interrupt
     uri, storage = params.tracking.mlflow_tracking_uri, f"sqlite:///{sweep_project}/sweeps/optuna.db"
@@ -332,6 +334,8 @@ def postgresql():
     shutil.rmtree(data, ignore_errors=True)
 
 
+# Slow tier: process orchestration that waits on real subprocesses for minutes on 2 busy cores (CI runs it).
+@pytest.mark.slow
 def test_two_workers_share_one_study_on_postgresql_and_run_n_trials_exactly_once(sweep_project, postgresql):
     n_trials = 4
     params = write_params(sweep_project, tracking_uri=f"{postgresql}/mlflow", heartbeat_interval=5, grace_period=60)
