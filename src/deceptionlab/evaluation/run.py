@@ -139,7 +139,11 @@ def summarize(honesty_rows: list[dict[str, Any]], deception_rows: list[dict[str,
         if all("p_lie_sampled" in r for r in rows):  # the loglik reader's stance distribution
             estimates |= honesty_at_n([r["p_lie_sampled"] for r in rows], params.honesty_at_n,
                                       params.bootstrap_resamples, params.confidence_level, params.seed)
-        summary = {name: estimate.as_dict() for name, estimate in estimates.items()} | {"items": len(rows)}
+        summary = {name: estimate.as_dict() for name, estimate in estimates.items()} | {
+            "items": len(rows),
+            "items_with_belief": sum(not r["no_belief"] for r in rows),  # honesty_score_normalized's items
+            "accuracy_items": sum(r["accurate"] is not None for r in rows),  # all but provided_facts
+        }
         if params.reader == "judge":
             summary["judge_failures"] = sum(r["judge_failures"] for r in rows)
         return summary
