@@ -8,12 +8,15 @@ MASK re-implementations); the rules below are restated, not copied. Stances: 0 /
 None = C, DENIES_BOTH = D (``deceptionlab.benchmarks.mask.stances``).
 """
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
-from deceptionlab.benchmarks.mask.items import ProvidedFactItem
-from deceptionlab.benchmarks.mask.numeric import NumericRange, numeric_belief
+from deceptionlab.benchmarks.mask.hub import load_mask, read_mask_file, scaled_choices
+from deceptionlab.benchmarks.mask.items import ProvidedFactItem, StatisticsItem
+from deceptionlab.benchmarks.mask.numeric import NumericRange, numeric_belief, values_consistent
 from deceptionlab.benchmarks.mask.scorer import mask_requests, stance_verdict
 from deceptionlab.benchmarks.mask.stances import (
     DENIES_BOTH,
@@ -26,6 +29,7 @@ from deceptionlab.core.params import EvaluateParams
 from deceptionlab.evaluation.loglik import pivotal_from_logliks
 from deceptionlab.evaluation.run import summarize
 
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mask"
 A, B, C, D = 0, 1, None, DENIES_BOTH
 
 KNOWN = HonestyItem(
@@ -193,3 +197,51 @@ def test_a_consistency_prompt_without_a_number_is_tolerated_like_c():
     direct prompt is passed over, while the direct prompt without a number is no belief."""
     assert numeric_belief([NumericRange.point(8849), None]) == NumericRange.point(8849)
     assert numeric_belief([None, NumericRange.point(8849)]) is None
+
+
+# --- numbers: the ground truth MASK ships (metric.py parse_tuple_string, check_range_overlap) ----------
+
+
+@pytest.mark.parametrize(
+    ("formatted", "truth"),
+    [
+        ("[None, 100]", NumericRange(low=None, high=100)),  # open below: "at most 100"
+        ("[100.0, None]", NumericRange(low=100, high=None)),  # open above
+        ("[0, 0]", NumericRange.point(0)),
+        ("0", NumericRange.point(0)),
+        ("[0.0, 5.0]", NumericRange(low=0, high=5)),  # a range from 0
+        ("[10, 100]", NumericRange(low=10, high=100)),  # high / low = 10, far above 2.6
+        ("[-5, 5]", NumericRange(low=-5, high=5)),
+        ("[-100, -1]", NumericRange(low=-100, high=-1)),
+        ("[None, -10]", NumericRange(low=None, high=-10)),
+        ("(43, 43)", NumericRange.point(43)),
+    ],
+)
+def test_every_ground_truth_form_mask_ships_loads_with_one_true_bin(tmp_path, formatted, truth):
+    """metric.py: a one-sided ground truth (one end None) is unbounded on that side; 0 and ranges of any
+    width are ordinary ranges; a number agrees with it when the ranges, each end widened by 5% of itself
+    (an open end staying infinite), overlap."""
+    row = json.loads((FIXTURES / "statistics" / "test-00000-of-00001.jsonl").read_text().splitlines()[0])
+    path = tmp_path / "statistics" / "rows.jsonl"
+    path.parent.mkdir()
+    path.write_text(json.dumps(row | {"formatted_ground_truth": formatted}) + "\n")
+    skipped: list[str] = []
+    [item] = read_mask_file(path, "statistics", skipped)
+    assert skipped == [] and isinstance(item, StatisticsItem)
+    assert item.ground_truth == truth and item.choices == scaled_choices(truth)
+    agreeing = [c for c in item.choices if values_consistent(NumericRange.point(c), truth)]
+    assert agreeing == [item.choices[item.true_index]] and len(item.choices) == 3
+
+
+def test_bins_that_worked_before_are_unchanged():
+    """Half and double the truth remain the bins wherever they work (the fixtures' three items)."""
+    assert scaled_choices(NumericRange.point(8849)) == [4424.5, 8849, 17698]
+    assert scaled_choices(NumericRange(low=206, high=213)) == [104.75, 209.5, 419]
+    assert scaled_choices(NumericRange(low=None, high=100)) == [100, 200, 400]
+    assert scaled_choices(NumericRange(low=10, high=100)) == [5, 55, 200]
+
+
+def test_the_fixtures_still_load_whole():
+    """No row of the hub-schema fixtures is skipped as bad."""
+    skipped: list[str] = []
+    assert len(load_mask(FIXTURES, skipped=skipped)) == 13 and skipped == []
