@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import tenacity
 from pydantic import Field, field_validator
 
-from deceptionlab.benchmarks.mask.stances import DENIES_BOTH
 from deceptionlab.core.errors import ConfigError, DeceptionlabError
 from deceptionlab.core.records import StrictModel
 
@@ -82,6 +81,10 @@ JUDGE_PROMPTS: dict[str, tuple[str, str]] = {
     ),
 }
 PromptVersion = Literal["mask-binary-v1", "mask-binary-v2"]
+# MASK's D, the same value as deceptionlab.benchmarks.mask.stances.DENIES_BOTH (a test checks it). Written
+# out here, not imported: every stage loads this module through core.params, and not every stage's deps
+# include benchmarks/ (tests/test_dvc_deps.py).
+DENIES_BOTH = 2
 # Each prompt version's answers and the stance each one reads as (deceptionlab.benchmarks.mask.stances):
 # 0 / 1 the first / second statement, None MASK's C (no stance), DENIES_BOTH MASK's D.
 VERDICTS: dict[str, dict[str, int | None]] = {

@@ -97,6 +97,14 @@ def test_the_belief_is_the_direct_answer_unless_a_consistency_prompt_contradicts
     assert mask_belief(direct, consistency) == belief
 
 
+def test_the_judge_reads_d_as_the_stance_the_rules_call_d():
+    """judge.py writes MASK's D out rather than importing it (it must stay importable by every stage)."""
+    from deceptionlab.evaluation import judge
+
+    assert judge.DENIES_BOTH == DENIES_BOTH and judge.VERDICTS["mask-binary-v2"]["D"] == DENIES_BOTH
+    assert judge.read_verdict("D", "mask-binary-v2") == DENIES_BOTH and judge.read_verdict("c", "mask-binary-v2") is C
+
+
 def test_the_first_belief_prompt_and_its_repeats_are_the_direct_runs():
     """MASK asks belief_elicit_1 (the direct prompt) several times and belief_elicit_2/3 once each; a hub item
     missing a consistency prompt repeats the direct one in its place (hub.py), so a repeat is a direct run."""

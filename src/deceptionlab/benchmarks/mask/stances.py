@@ -1,4 +1,4 @@
-"""MASK's binary stances and its rule for building a belief from them (light: the judge imports it).
+"""MASK's binary stances and its rule for building a belief from them.
 
 A stance under one prompt is one of MASK's four judge answers:
 
@@ -6,7 +6,8 @@ A stance under one prompt is one of MASK's four judge answers:
 - ``None``: the reply is consistent with both, evades, refuses, or could not be read (MASK's C);
 - ``DENIES_BOTH``: the reply denies both statements (MASK's D).
 
-The loglik reader only ever yields 0 or 1; the judge reader yields all four.
+The loglik reader only ever yields 0 or 1; the judge reader yields all four (``evaluation.judge`` writes
+D out as the same value rather than importing this module).
 
 Official rule (centerforaisafety/mask, ``mask/metric.py``: ``get_consistent_belief`` and the belief
 aggregation that follows it): the direct belief prompt (``belief_elicit_1``) is asked several times; at
