@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import tenacity
 from pydantic import Field, field_validator
 
-from deceptionlab.core.errors import ConfigError, DeceptionlabError
-from deceptionlab.core.records import StrictModel
+from deceptionlab.core.errors import ConfigError, DataError, DeceptionlabError
+from deceptionlab.core.records import StrictModel, parse_json
 
 if TYPE_CHECKING:  # scoring imports torch; config imports JudgeSettings and must stay light
     from deceptionlab.evaluation.loglik import Messages
@@ -185,10 +185,9 @@ class JudgeClient:
             reason = error.reason if isinstance(error, urllib.error.URLError) else error
             raise _Transient(f"{type(error).__name__}: {self.redacted(str(reason))}") from None
         try:
-            return json.loads(body)
-        except json.JSONDecodeError:
-            raise JudgeError(f"judge endpoint {endpoint} returned a body that is not JSON: "
-                             f"{self.redacted(body[:200].decode(errors='replace'))!r}") from None
+            return parse_json(body, f"judge endpoint {endpoint}")
+        except DataError as error:  # not JSON, nested too deeply, an integer of thousands of digits
+            raise JudgeError(f"{self.redacted(str(error))}: {self.redacted(body[:200].decode(errors='replace'))!r}") from None
 
     def complete(self, messages: Messages) -> str:
         """The judge's answer to ``messages``, with the pinned settings."""
