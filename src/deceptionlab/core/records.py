@@ -31,6 +31,13 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SettingsModel(StrictModel):
+    """Base of every group of settings: strict types (a bool or "1" is no number, 1.5 no integer; an
+    integer is a float) and finite floats (no .inf, no .nan), besides refusing unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
 class Message(StrictModel):
     role: Literal["system", "user", "assistant"]
     content: str = Field(min_length=1)

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import ipaddress
 import json
 import logging
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ import tenacity
 from pydantic import Field, field_validator
 
 from deceptionlab.core.errors import ConfigError, DataError, DeceptionlabError
-from deceptionlab.core.records import StrictModel, parse_json
+from deceptionlab.core.records import SettingsModel, parse_json
 
 if TYPE_CHECKING:  # scoring imports torch; config imports JudgeSettings and must stay light
     from deceptionlab.evaluation.loglik import Messages
@@ -75,7 +77,7 @@ class _Transient(Exception):
     """A failure worth another try (connection error, timeout, 429, 5xx); its message is already redacted."""
 
 
-class JudgeSettings(StrictModel):
+class JudgeSettings(SettingsModel):
     """Which judge, and how it is asked. Holds the *name* of the API key's variable, never the key."""
 
     base_url: str  # e.g. http://127.0.0.1:8000/v1; the client posts to {base_url}/chat/completions
@@ -95,10 +97,34 @@ class JudgeSettings(StrictModel):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        # The messages never repeat the URL: it may hold a password.
+        if any(c.isspace() or not c.isprintable() for c in value):
+            raise ValueError("must not contain spaces or control characters")
+        try:
+            parts = urllib.parse.urlsplit(value)
+            _ = parts.port  # parsed here, so that a bad port fails now, not at the first request
+        except ValueError as error:
+            raise ValueError(f"is not a valid URL ({error})") from None
         # urllib also opens file:// and ftp:// URLs; a judge is only ever reached over HTTP.
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"must start with http:// or https://, not {parts.scheme + ':' if parts.scheme else 'no scheme'}")
+        if "@" in parts.netloc:  # it would be logged with the run and printed in every warning
+            raise ValueError("must not hold a user name or password (user:password@); the API key goes in the "
+                             "environment variable that api_key_env names")
+        if not parts.hostname:
+            raise ValueError("names no host (e.g. http://127.0.0.1:8000/v1)")
         return value.rstrip("/")
+
+    @property
+    def sends_key_in_clear(self) -> bool:
+        """Plain http:// to a host other than this machine: anyone on the way can read the key."""
+        parts = urllib.parse.urlsplit(self.base_url)
+        if parts.scheme != "http" or parts.hostname == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(parts.hostname).is_loopback
+        except ValueError:  # a host name
+            return True
 
     @property
     def endpoint(self) -> str:
@@ -135,6 +161,9 @@ class JudgeClient:
             )
         self.settings = settings
         self._api_key = key
+        if settings.sends_key_in_clear:
+            logger.warning("judge.base_url %s is plain http:// to another machine: the API key in %s crosses the "
+                           "network unencrypted; use https://", settings.base_url, settings.api_key_env)
 
     def __repr__(self) -> str:
         return f"JudgeClient(endpoint={self.settings.endpoint!r}, model={self.settings.model!r})"
