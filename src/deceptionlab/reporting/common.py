@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from deceptionlab.core.errors import DataError
+from deceptionlab.core.fileio import atomic_write_bytes, commit_file_set
 from deceptionlab.core.params import EvaluateParams, Params
 from deceptionlab.core.records import json_lines, read_text
 from deceptionlab.core.stats import (
@@ -107,9 +108,7 @@ def save_figure(figure, path: Path) -> None:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120)
     plt.close(figure)
-    tmp = path.with_suffix(".png.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:
@@ -121,6 +120,7 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
 
 def log_report(params: Params, experiment: str, files: list[Path]) -> None:
     """One MLflow run per report, with its files as artifacts."""
+    commit_file_set()  # the report's files are complete: in place now, as a set, before they are logged
     with mlflow_run(params.tracking, f"report-{experiment}", run_key=f"report/{experiment}",
                     params={"experiment": experiment}, tags={"stage": "report"}):
         import mlflow
