@@ -95,7 +95,7 @@ def read_text(path: Path) -> str:
         raise DataError(f"{path}: cannot read it ({error.strerror})") from None
 
 
-def _validated(raw: object, row_type: type[Row], where: str) -> Row:
+def validate_row(raw: object, row_type: type[Row], where: str) -> Row:
     if not isinstance(raw, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(raw).__name__}")
     try:
@@ -122,7 +122,7 @@ def read_records(path: str | Path, row_type: type[Row]) -> list[Row]:
     """Read and validate every row of a JSONL file; the first bad row raises DataError naming ``file:line``."""
     path = Path(path)
     rows = json_lines(read_text(path), lambda index, number: f"{path}:{number}")
-    return [_validated(raw, row_type, where) for _, where, raw in rows]
+    return [validate_row(raw, row_type, where) for _, where, raw in rows]
 
 
 def read_json_array(path: str | Path, row_type: type[Row]) -> list[Row]:
@@ -132,7 +132,7 @@ def read_json_array(path: str | Path, row_type: type[Row]) -> list[Row]:
     raw = parse_json(read_text(path), str(path), line_numbers=True)
     if not isinstance(raw, list):
         raise DataError(f"{path}: expected a JSON array of rows, got {type(raw).__name__}")
-    return [_validated(item, row_type, f"{path}: row {index}") for index, item in enumerate(raw)]
+    return [validate_row(item, row_type, f"{path}: row {index}") for index, item in enumerate(raw)]
 
 
 def write_jsonl(path: str | Path, rows: Iterable[BaseModel | dict[str, Any]]) -> None:
