@@ -55,7 +55,8 @@ def data(params: ParamsOption = Path("params.yaml")) -> None:
     from deceptionlab.data.raw import materialize
 
     def action() -> None:
-        folder = materialize(Path.cwd(), Path(load_params(params).data.offline_source))
+        source = load_params(params).data.offline_source
+        folder = materialize(Path.cwd(), Path(source) if source is not None else None)
         console.print(f"data verified against data.dvc: {folder}")
 
     _run(action)

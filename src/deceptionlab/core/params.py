@@ -48,8 +48,8 @@ class BaseModelParams(_Params):
 
 
 class DataParams(_Params):
-    # Where the offline copy of the raw data lives; from the hub when a machine is online.
-    offline_source: str = "../shared/data"
+    # Where the offline copy of the raw data lives; null: download it from the hub (an online machine).
+    offline_source: str | None = "../shared/data"
 
 
 class PrepareParams(_Params):
