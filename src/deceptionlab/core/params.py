@@ -3,7 +3,7 @@
 A bad value raises ConfigError naming the parameter, e.g. ``finetune.learning_rate: ...``. Types are
 strict (``true`` is no integer, ``"8"`` no number, ``.inf`` and ``.nan`` no setting) and lists name
 each value once. A setting a file leaves out takes its default here, and every default equals the
-value in params.yaml (tests/core/test_params.py holds them equal), so a profile that names only what
+value in params.yaml (tests/core/test_params_strict.py holds them equal), so a profile that names only what
 it changes, or a test's params, runs exactly the default profile otherwise.
 """
 
