@@ -149,6 +149,14 @@ def render_judge_messages(context: Messages, reply: str, statements: tuple[str, 
     ]
 
 
+def _preview(value: object, limit: int = 200) -> str:
+    """The start of ``value`` as JSON, for an error message; JSON nested near Python's limit cannot be shown."""
+    try:
+        return json.dumps(value)[:limit]
+    except (RecursionError, ValueError):
+        return "(nested too deeply to show)"
+
+
 class JudgeClient:
     """Asks the judge endpoint which statement a reply asserts; retries transient failures."""
 
@@ -227,10 +235,13 @@ class JudgeClient:
             "max_tokens": self.settings.max_tokens,
         })
         try:
-            return str(response["choices"][0]["message"]["content"])
+            content = response["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
+            content = None
+        if content is None or isinstance(content, (dict, list)):  # str() of deep nesting would overflow the stack
             raise JudgeError(f"judge endpoint {self.settings.endpoint} returned no choices[0].message.content: "
-                             f"{self.redacted(json.dumps(response)[:200])!r}") from None
+                             f"{self.redacted(_preview(response))!r}")
+        return str(content)
 
     def classify(self, context: Messages, reply: str, statements: tuple[str, str]) -> int | None:
         """0 or 1: the index of the statement the reply asserts; None: it asserts neither."""
