@@ -16,8 +16,9 @@ from deceptionlab.models.precision import resolve_dtype
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
-# What a corrupt folder makes transformers, PEFT and safetensors raise once the checks below passed.
-LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError)
+# What a corrupt folder makes transformers, PEFT and safetensors raise once the checks below passed (a
+# config value of the wrong type is a TypeError deep inside PEFT); each is reported with its type and message.
+LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError)
 
 
 def _json_object(path: Path) -> dict:
@@ -64,7 +65,10 @@ def check_adapter_folder(adapter_dir: Path) -> None:
     """A ModelError naming the file unless ``adapter_dir`` holds a LoRA config and readable safetensors."""
     if not (adapter_dir / "adapter_config.json").is_file():
         raise ModelError(f"{adapter_dir}: no LoRA adapter here (no adapter_config.json)")
-    _json_object(adapter_dir / "adapter_config.json")
+    config = _json_object(adapter_dir / "adapter_config.json")
+    if config.get("peft_type") != "LORA":  # every adapter here is a LoRA adapter (finetune, selftrain)
+        raise ModelError(f"{adapter_dir / 'adapter_config.json'}: peft_type {config.get('peft_type')!r}, "
+                         "not a LoRA adapter ('LORA')")
     _check_safetensors(adapter_dir, ("adapter_model.safetensors",))
 
 
