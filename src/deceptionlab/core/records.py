@@ -96,6 +96,7 @@ def read_text(path: Path) -> str:
 
 
 def validate_row(raw: object, row_type: type[Row], where: str) -> Row:
+    """``raw`` (one parsed JSON row) as ``row_type``; anything else raises DataError naming ``where``."""
     if not isinstance(raw, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(raw).__name__}")
     try:
