@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import ipaddress
 import json
 import logging
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,8 +34,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import tenacity
 from pydantic import Field, field_validator
 
-from deceptionlab.core.errors import ConfigError, DeceptionlabError
-from deceptionlab.core.records import StrictModel
+from deceptionlab.core.errors import ConfigError, DataError, DeceptionlabError
+from deceptionlab.core.records import SettingsModel, parse_json
 
 if TYPE_CHECKING:  # scoring imports torch; config imports JudgeSettings and must stay light
     from deceptionlab.evaluation.loglik import Messages
@@ -107,7 +109,7 @@ class _Transient(Exception):
     """A failure worth another try (connection error, timeout, 429, 5xx); its message is already redacted."""
 
 
-class JudgeSettings(StrictModel):
+class JudgeSettings(SettingsModel):
     """Which judge, and how it is asked. Holds the *name* of the API key's variable, never the key."""
 
     base_url: str  # e.g. http://127.0.0.1:8000/v1; the client posts to {base_url}/chat/completions
@@ -127,10 +129,34 @@ class JudgeSettings(StrictModel):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        # The messages never repeat the URL: it may hold a password.
+        if any(c.isspace() or not c.isprintable() for c in value):
+            raise ValueError("must not contain spaces or control characters")
+        try:
+            parts = urllib.parse.urlsplit(value)
+            _ = parts.port  # parsed here, so that a bad port fails now, not at the first request
+        except ValueError as error:
+            raise ValueError(f"is not a valid URL ({error})") from None
         # urllib also opens file:// and ftp:// URLs; a judge is only ever reached over HTTP.
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"must start with http:// or https://, not {parts.scheme + ':' if parts.scheme else 'no scheme'}")
+        if "@" in parts.netloc:  # it would be logged with the run and printed in every warning
+            raise ValueError("must not hold a user name or password (user:password@); the API key goes in the "
+                             "environment variable that api_key_env names")
+        if not parts.hostname:
+            raise ValueError("names no host (e.g. http://127.0.0.1:8000/v1)")
         return value.rstrip("/")
+
+    @property
+    def sends_key_in_clear(self) -> bool:
+        """Plain http:// to a host other than this machine: anyone on the way can read the key."""
+        parts = urllib.parse.urlsplit(self.base_url)
+        if parts.scheme != "http" or parts.hostname == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(parts.hostname).is_loopback
+        except ValueError:  # a host name
+            return True
 
     @property
     def endpoint(self) -> str:
@@ -155,6 +181,14 @@ def render_judge_messages(context: Messages, reply: str, statements: tuple[str, 
     ]
 
 
+def _preview(value: object, limit: int = 200) -> str:
+    """The start of ``value`` as JSON, for an error message; JSON nested near Python's limit cannot be shown."""
+    try:
+        return json.dumps(value)[:limit]
+    except (RecursionError, ValueError):
+        return "(nested too deeply to show)"
+
+
 class JudgeClient:
     """Asks the judge endpoint which statement a reply asserts; retries transient failures."""
 
@@ -167,6 +201,9 @@ class JudgeClient:
             )
         self.settings = settings
         self._api_key = key
+        if settings.sends_key_in_clear:
+            logger.warning("judge.base_url %s is plain http:// to another machine: the API key in %s crosses the "
+                           "network unencrypted; use https://", settings.base_url, settings.api_key_env)
 
     def __repr__(self) -> str:
         return f"JudgeClient(endpoint={self.settings.endpoint!r}, model={self.settings.model!r})"
@@ -217,10 +254,9 @@ class JudgeClient:
             reason = error.reason if isinstance(error, urllib.error.URLError) else error
             raise _Transient(f"{type(error).__name__}: {self.redacted(str(reason))}") from None
         try:
-            return json.loads(body)
-        except json.JSONDecodeError:
-            raise JudgeError(f"judge endpoint {endpoint} returned a body that is not JSON: "
-                             f"{self.redacted(body[:200].decode(errors='replace'))!r}") from None
+            return parse_json(body, f"judge endpoint {endpoint}")
+        except DataError as error:  # not JSON, nested too deeply, an integer of thousands of digits
+            raise JudgeError(f"{self.redacted(str(error))}: {self.redacted(body[:200].decode(errors='replace'))!r}") from None
 
     def complete(self, messages: Messages) -> str:
         """The judge's answer to ``messages``, with the pinned settings."""
@@ -231,10 +267,13 @@ class JudgeClient:
             "max_tokens": self.settings.max_tokens,
         })
         try:
-            return str(response["choices"][0]["message"]["content"])
+            content = response["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
+            content = None
+        if content is None or isinstance(content, (dict, list)):  # str() of deep nesting would overflow the stack
             raise JudgeError(f"judge endpoint {self.settings.endpoint} returned no choices[0].message.content: "
-                             f"{self.redacted(json.dumps(response)[:200])!r}") from None
+                             f"{self.redacted(_preview(response))!r}")
+        return str(content)
 
     def classify(self, context: Messages, reply: str, statements: tuple[str, str]) -> int | None:
         """The stance the reply takes (``read_verdict``): 0 or 1, the index of the statement it asserts;
