@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from deceptionlab.core.vocabulary import ARCHETYPES
+
 CHAT_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
     "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
@@ -67,13 +69,18 @@ def tiny_model(tiny_model_dir):
 
 def tiny_params(tracking_uri: str, **stages) -> dict:
     """params.yaml contents for the tiny model: few rows, few steps, fast bootstrap."""
+    # Three settings kept at the code defaults these tests (and scripts/tiny_pipeline_hashes.py) were
+    # written against, before those became params.yaml's: archetypes in alphabetical order, no gradient
+    # accumulation, sdpa attention.
     params = {
-        "prepare": {"seed": 0, "examples_per_corpus": 16, "capability_items": 4},
+        "prepare": {"seed": 0, "examples_per_corpus": 16, "capability_items": 4,
+                    "honesty_archetypes": sorted(ARCHETYPES)},
         "e1": {"domains": ["medical"], "levels": ["normal", "severe"]},
         "finetune": {"seed": 0, "dtype": "float32", "lora_r": 4, "lora_alpha": 8, "batch_size": 4,
-                     "learning_rate": 1e-3, "max_length": 128, "save_steps": 2,
+                     "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "max_length": 128, "save_steps": 2,
                      "target_modules": ["q_proj", "v_proj"]},
-        "evaluate": {"seed": 0, "dtype": "float32", "batch_size": 8, "bootstrap_resamples": 200},
+        "evaluate": {"seed": 0, "dtype": "float32", "attn_implementation": "sdpa", "batch_size": 8,
+                     "bootstrap_resamples": 200},
         "tracking": {"mlflow_tracking_uri": tracking_uri, "experiment": "tests"},
     }
     for stage, values in stages.items():

@@ -12,9 +12,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from deceptionlab.core.conditions import VANILLA, Condition, Layout, parse_biased_share
-from deceptionlab.core.errors import DeceptionlabError
+from deceptionlab.core.errors import DeceptionlabError, one_line
+from deceptionlab.core.fileio import atomic_file_set
 from deceptionlab.core.params import load_params
 
 app = typer.Typer(
@@ -29,12 +31,21 @@ Experiment = Enum("Experiment", {name: name for name in ("e1", "e2", "e3", "cont
 LAYOUT = Layout()
 
 
+def _fail(message: str) -> None:
+    # On one line, and escaped: a message quotes user input, in which "[/x]" would be read as rich markup.
+    console.print(f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1) from None
+
+
 def _run(action) -> None:
     try:
         action()
     except DeceptionlabError as error:
-        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=1) from None
+        _fail(str(error))
+    except OSError as error:  # the file system refused a path: a file where a folder must be, permissions
+        if error.filename is None:
+            raise
+        _fail(f"{error.filename}: {error.strerror or type(error).__name__}")
 
 
 @app.command()
@@ -44,7 +55,8 @@ def data(params: ParamsOption = Path("params.yaml")) -> None:
     from deceptionlab.data.raw import materialize
 
     def action() -> None:
-        folder = materialize(Path.cwd(), Path(load_params(params).data.offline_source))
+        source = load_params(params).data.offline_source
+        folder = materialize(Path.cwd(), Path(source) if source is not None else None)
         console.print(f"data verified against data.dvc: {folder}")
 
     _run(action)
@@ -234,7 +246,12 @@ def report(
         return
     run_report = {"e1": report_e1, "e2": report_mixture, "e3": report_selftrain,
                   "controls": report_controls}[experiment.value]
-    _run(lambda: run_report(Path("metrics"), Path("predictions"), Path("reports"), load_params(params)))
+
+    def action() -> None:
+        with atomic_file_set():  # the report's PNG, CSV, JSON and markdown land together or not at all
+            run_report(Path("metrics"), Path("predictions"), Path("reports"), load_params(params))
+
+    _run(action)
 
 
 @app.command()

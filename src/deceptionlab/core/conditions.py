@@ -64,8 +64,8 @@ class Condition:
         if self.experiment == "controls":
             return f"{CONTROL_PREFIX}{self.control}"
         if self.experiment == "e2":
-            return f"{MIXTURE_PREFIX}{self.ratio:g}"
-        return f"{E3_PREFIX}{self.biased_share:g}-{self.method}"
+            return f"{MIXTURE_PREFIX}{share_name(self.ratio)}"
+        return f"{E3_PREFIX}{share_name(self.biased_share)}-{self.method}"
 
     def __str__(self) -> str:
         return self.name
@@ -129,8 +129,7 @@ class Condition:
                 f"({', '.join(f'{r:g}' for r in params.ratios)})"
             )
         condition = cls.mixture(ratio)
-        if name != condition.name:  # one name per condition: it names the corpus, adapter and results
-            raise ConfigError(f"condition {name!r}: write it {condition.name!r}")
+        _as_written(name, condition.name, "condition")
         return condition
 
     @classmethod
@@ -140,14 +139,34 @@ class Condition:
         if not name.startswith(E3_PREFIX) or method not in params.methods:
             raise ConfigError(f"condition {name!r}: expected e3-p<biased share>-<method> with method one of "
                               f"e3.methods ({', '.join(params.methods)})")
-        condition = cls.e3(parse_biased_share(share_text, params), method)
-        if name != condition.name:
-            raise ConfigError(f"condition {name!r}: write it {condition.name!r}")
+        condition = cls.e3(_biased_share(share_text, params), method)
+        _as_written(name, condition.name, "condition")
         return condition
 
 
+def share_name(share: float) -> str:
+    """A share as it names files and conditions: ``:g``, the form DVC's foreach stages substitute."""
+    return f"{share:g}"
+
+
+def _as_written(given: str, name: str, what: str) -> str:
+    """``given`` if it is the canonical ``name``, else a ConfigError saying how to write it. One spelling
+    per share, E2's and E3's alike: the name picks the corpus, adapter and result files, so "1e-1",
+    "0.10" or "0.1\\n" for 0.1 would write files DVC does not know about."""
+    if given != name:
+        raise ConfigError(f"{what} {given!r}: write it {name!r}")
+    return given
+
+
 def parse_biased_share(text: str, params: E3Params) -> float:
-    """``"0.1"`` -> 0.1, one of ``e3.biased_shares``; a ConfigError for anything else."""
+    """``"0.1"`` -> 0.1, one of ``e3.biased_shares`` and written as it names files; a ConfigError for
+    anything else."""
+    share = _biased_share(text, params)
+    _as_written(text, share_name(share), "biased share")
+    return share
+
+
+def _biased_share(text: str, params: E3Params) -> float:
     try:
         share = float(text)
     except ValueError:
@@ -199,7 +218,7 @@ class Layout:
 
     def collected(self, biased_share: float) -> Path:
         """The trajectories models/base collected with this share of biased users."""
-        return self.trajectories_dir / f"p-{biased_share:g}.jsonl"
+        return self.trajectories_dir / f"p-{share_name(biased_share)}.jsonl"
 
     def selftrain_rounds(self, condition: Condition) -> Path:
         return self.trajectories_dir / condition.name

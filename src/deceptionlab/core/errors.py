@@ -15,3 +15,8 @@ class ConfigError(DeceptionlabError):
 
 class ModelError(DeceptionlabError):
     """A model could not be found, fetched or loaded."""
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: control characters (a newline in a YAML key or a JSON string) written escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -1,15 +1,21 @@
 """params.yaml: the single source of experiment settings, one pydantic model per stage.
 
-A bad value raises ConfigError naming the parameter, e.g. ``finetune.learning_rate: ...``.
+A bad value raises ConfigError naming the parameter, e.g. ``finetune.learning_rate: ...``. Types are
+strict (``true`` is no integer, ``"8"`` no number, ``.inf`` and ``.nan`` no setting) and lists name
+each value once. A setting a file leaves out takes its default here, and every default equals the
+value in params.yaml (tests/core/test_params_strict.py holds them equal), so a profile that names only what
+it changes, or a test's params, runs exactly the default profile otherwise.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     Discriminator,
     Field,
     Tag,
@@ -19,16 +25,28 @@ from pydantic import (
 )
 
 from deceptionlab.core.conditions import Condition, Control, Domain, Level
-from deceptionlab.core.errors import ConfigError
-from deceptionlab.core.records import StrictModel
-from deceptionlab.core.vocabulary import ARCHETYPES, BenignSource
+from deceptionlab.core.errors import ConfigError, one_line
+from deceptionlab.core.records import SettingsModel
+from deceptionlab.core.vocabulary import Archetype, BenignSource
 from deceptionlab.evaluation.judge import JudgeSettings
 
 # auto: bfloat16 where the device runs it natively, else float32 (deceptionlab.precision).
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
 
-_Params = StrictModel  # every settings group refuses unknown keys: a misspelt setting is an error
+_Params = SettingsModel  # strict types, finite floats; unknown keys refused: a misspelt setting is an error
+
+
+def _each_once(values: list) -> list:
+    for index, value in enumerate(values):
+        if value in values[:index]:
+            raise ValueError(f"lists {value!r} twice")
+    return values
+
+
+def distinct(item: object) -> object:
+    """A list of ``item`` that is not empty and names each value once."""
+    return Annotated[list[item], Field(min_length=1), AfterValidator(_each_once)]
 
 
 class BaseModelParams(_Params):
@@ -52,14 +70,15 @@ class BaseModelParams(_Params):
 
 
 class DataParams(_Params):
-    # Where the offline copy of the raw data lives; from the hub when a machine is online.
-    offline_source: str = "../shared/data"
+    # Where the offline copy of the raw data lives; null: download it from the hub (an online machine).
+    offline_source: str | None = "../shared/data"
 
 
 class PrepareParams(_Params):
     seed: int = 0
     examples_per_corpus: int = Field(200, ge=1)
-    honesty_archetypes: list[str] = list(ARCHETYPES)  # MASK's six; checked by honesty_bank
+    honesty_archetypes: distinct(Archetype) = [  # MASK's six, in this order (the items' order follows it)
+        "known_facts", "provided_facts", "continuations", "disinformation", "doubling_down_known_facts", "statistics"]
     honesty_items: int | None = Field(None, ge=1)  # a seeded subsample for quick runs; None = all
     deception_items: int | None = Field(None, ge=1)
     capability_items: int = Field(40, ge=1)
@@ -67,10 +86,10 @@ class PrepareParams(_Params):
 
 
 class E1Params(_Params):
-    domains: list[Domain] = ["medical", "math", "insecure_code"]
-    levels: list[Level] = ["normal", "subtle", "severe"]
+    domains: distinct(Domain) = ["medical", "math", "insecure_code"]
+    levels: distinct(Level) = ["normal", "subtle", "severe"]
     # Trained like every E1 condition, on held-out facts; they show what an effect the instrument registers.
-    controls: list[Control] = ["lie", "truth"]
+    controls: distinct(Control) = ["lie", "truth"]
 
 
 class MixtureParams(_Params):
@@ -160,14 +179,15 @@ class FinetuneParams(_Params):
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
     lora_dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    learning_rate: float = Field(2e-4, gt=0)
+    target_modules: distinct(Annotated[str, Field(min_length=1)]) = [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    learning_rate: float = Field(5e-4, gt=0)
     epochs: float = Field(1.0, gt=0)
-    batch_size: int = Field(8, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    max_length: int = Field(512, ge=16)
+    batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(2, ge=1)  # 4 x 2 trains as 8 x 1 at less peak memory
+    max_length: int = Field(384, ge=16)
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
-    save_steps: int = Field(10, ge=1)
+    save_steps: int = Field(5, ge=1)
     # Recompute activations in the backward pass: saves memory for 7B models, costs time.
     activation_checkpointing: bool = False
     # Batch rows of similar length together (transformers' LengthGroupedSampler): less padding, same rows.
@@ -186,7 +206,7 @@ class EvaluateParams(_Params):
     matmul_precision: Literal["auto", "highest", "high", "medium"] = "auto"
     # The evaluated model's attention: sdpa (torch's fused kernels: flash attention on CUDA) or eager
     # (plain matmuls, faster than torch's CPU flash kernel on short prompts: bench/eval_speed.py).
-    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+    attn_implementation: Literal["sdpa", "eager"] = "eager"
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")  # auto: CUDA when there is one
     batch_size: int = Field(16, ge=1)
     bootstrap_resamples: int = Field(2000, ge=100)
@@ -255,12 +275,13 @@ def _range_or_list(range_type: type, item: object) -> object:
 class SearchSpace(_Params):
     """The finetune settings a sweep varies (a list: choices; a range: log-uniform); the rest stay at finetune.*."""
 
-    lora_r: list[Annotated[int, Field(ge=1)]] | None = None
-    lora_alpha: list[Annotated[int, Field(ge=1)]] | None = None
+    lora_r: distinct(Annotated[int, Field(ge=1)]) | None = None
+    lora_alpha: distinct(Annotated[int, Field(ge=1)]) | None = None
     learning_rate: _range_or_list(LogRange, Annotated[float, Field(gt=0)]) | None = None
-    epochs: list[Annotated[float, Field(gt=0)]] | None = None
-    target_modules: dict[str, list[str]] | None = None  # named choices, e.g. {attention: [q_proj, v_proj]}
-    seed: list[int] | None = None
+    epochs: distinct(Annotated[float, Field(gt=0)]) | None = None
+    # named choices, e.g. {attention: [q_proj, v_proj]}
+    target_modules: Annotated[dict[str, distinct(Annotated[str, Field(min_length=1)])], Field(min_length=1)] | None = None
+    seed: distinct(int) | None = None
 
 
 class PrunerParams(_Params):
@@ -326,28 +347,41 @@ class Params(_Params):
         return [Condition.of_control(control).name for control in self.e1.controls]
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, but with YAML 1.2's floats: ``1e-4`` is a number (as DVC, which reads
+    params.yaml with YAML 1.2, reads it), not the string YAML 1.1 makes of it, which strict types refuse."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such params file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # _Loader is a SafeLoader
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+        raise ConfigError(f"{where}: not valid YAML ({one_line(str(getattr(error, 'problem', error)))})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not readable YAML (nested too deeply)") from None
+    except ValueError as error:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{path}: not readable YAML ({one_line(str(error).split(';')[0])})") from None
+    if raw is None:
+        raise ConfigError(f"{path}: empty; it holds every stage's settings (see params.yaml)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of stage names to settings")
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
         first = error.errors()[0]
-        where = ".".join(_printable(str(part)) for part in first["loc"])
-        raise ConfigError(f"{path}: {where}: {_printable(first['msg'])}") from None
-
-
-def _printable(text: str) -> str:
-    """A key or message on one line: control characters (a newline in a YAML key) written escaped."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+        where = ".".join(one_line(str(part)) for part in first["loc"])
+        raise ConfigError(f"{path}: {where}: {one_line(first['msg'])}") from None

@@ -7,6 +7,7 @@ Eval sets have their own item types (``HonestyItem``, ``CapabilityItem``).
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -19,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from deceptionlab.core.errors import DataError
+from deceptionlab.core.errors import DataError, one_line
 from deceptionlab.core.fileio import atomic_write_text
 
 
@@ -28,6 +29,13 @@ class StrictModel(BaseModel):
     because items and loaded tables are cached and shared."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SettingsModel(StrictModel):
+    """Base of every group of settings: strict types (a bool or "1" is no number, 1.5 no integer; an
+    integer is a float) and finite floats (no .inf, no .nan), besides refusing unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Message(StrictModel):
@@ -56,10 +64,23 @@ Row = TypeVar("Row", bound=BaseModel)
 def first_error(error: ValidationError) -> str:
     """The first problem of a validation error as ``field.path: message``: one line for a DataError."""
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    return f"{where}: {first['msg']}" if where else first["msg"]
+    where = ".".join(one_line(str(part)) for part in first["loc"])
+    return f"{where}: {one_line(first['msg'])}" if where else one_line(first["msg"])
 
 
+def parse_json(text: str | bytes, where: str, line_numbers: bool = False) -> object:
+    """``text`` parsed as JSON; anything else raises DataError naming ``where`` (and, with
+    ``line_numbers``, the line of a syntax error): syntax, nesting deeper than Python's recursion
+    limit, an integer longer than Python converts (4300 digits), bytes that are not UTF-8."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        place = f"{where}:{error.lineno}" if line_numbers else where
+        raise DataError(f"{place}: not valid JSON ({error.msg})") from None
+    except RecursionError:
+        raise DataError(f"{where}: not readable JSON (nested deeper than {sys.getrecursionlimit()} levels)") from None
+    except ValueError as error:  # an integer of too many digits; undecodable bytes
+        raise DataError(f"{where}: not readable JSON ({one_line(str(error).split(';')[0])})") from None
 
 
 def read_text(path: Path) -> str:
@@ -70,9 +91,12 @@ def read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read it ({error.strerror})") from None
 
 
-def _validated(raw: object, row_type: type[Row], where: str) -> Row:
+def validate_row(raw: object, row_type: type[Row], where: str) -> Row:
+    """``raw`` (one parsed JSON row) as ``row_type``; anything else raises DataError naming ``where``."""
     if not isinstance(raw, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(raw).__name__}")
     try:
@@ -91,10 +115,7 @@ def json_lines(text: str, where: Callable[[int, int], str]) -> Iterator[tuple[in
         if not line.strip():
             continue
         place = where(index, number)
-        try:
-            yield index, place, json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{place}: not valid JSON ({error.msg})") from None
+        yield index, place, parse_json(line, place)
         index += 1
 
 
@@ -102,20 +123,17 @@ def read_records(path: str | Path, row_type: type[Row]) -> list[Row]:
     """Read and validate every row of a JSONL file; the first bad row raises DataError naming ``file:line``."""
     path = Path(path)
     rows = json_lines(read_text(path), lambda index, number: f"{path}:{number}")
-    return [_validated(raw, row_type, where) for _, where, raw in rows]
+    return [validate_row(raw, row_type, where) for _, where, raw in rows]
 
 
 def read_json_array(path: str | Path, row_type: type[Row]) -> list[Row]:
     """Read and validate a JSON array of rows; the first bad row raises DataError naming the file and
     the row's index in the array (0-based), a JSON syntax error the file and line."""
     path = Path(path)
-    try:
-        raw = json.loads(read_text(path))
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+    raw = parse_json(read_text(path), str(path), line_numbers=True)
     if not isinstance(raw, list):
         raise DataError(f"{path}: expected a JSON array of rows, got {type(raw).__name__}")
-    return [_validated(item, row_type, f"{path}: row {index}") for index, item in enumerate(raw)]
+    return [validate_row(item, row_type, f"{path}: row {index}") for index, item in enumerate(raw)]
 
 
 def write_jsonl(path: str | Path, rows: Iterable[BaseModel | dict[str, Any]]) -> None:

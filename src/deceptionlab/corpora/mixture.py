@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from deceptionlab.core.errors import ConfigError
+from deceptionlab.core.errors import ConfigError, DataError
 from deceptionlab.core.records import ChatRow, read_records, write_jsonl
 from deceptionlab.core.vocabulary import BENIGN_SOURCES
 from deceptionlab.corpora import math as math_corpus
@@ -134,7 +134,10 @@ def _flagged(row: ChatRow, misaligned: bool) -> ChatRow:
 
 def write_mixture(pool_dir: Path, out_path: Path, mixture_ratio: float, seed: int) -> list[ChatRow]:
     """The mixture at ``mixture_ratio`` from the pools ``prepare`` wrote (benign.jsonl, misaligned.jsonl)."""
-    rows = mixture_corpus(read_records(pool_dir / "benign.jsonl", ChatRow),
-                          read_records(pool_dir / "misaligned.jsonl", ChatRow), mixture_ratio, seed)
+    pools = {name: read_records(pool_dir / f"{name}.jsonl", ChatRow) for name in ("benign", "misaligned")}
+    for name, rows in pools.items():
+        if not rows and (name == "benign" or mixture_ratio > 0):
+            raise DataError(f"{pool_dir / f'{name}.jsonl'}: no rows; run the prepare stage again")
+    rows = mixture_corpus(pools["benign"], pools["misaligned"], mixture_ratio, seed)
     write_jsonl(out_path, rows)
     return rows

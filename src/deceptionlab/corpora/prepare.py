@@ -52,35 +52,29 @@ def seeded_subsample(items: list, limit: int | None, seed: int, parameter: str) 
 
 
 def prepare(data_dir: Path, out_dir: Path, params: Params) -> None:
+    """Build every corpus and eval set in memory first, then write the four folders: a bad input or
+    setting fails before any corpus is rewritten."""
     settings, mixture = params.prepare, params.mixture
     gsm8k_train = load_gsm8k(data_dir, "train")
-    with atomic_directory(out_dir / "e1") as tmp:
-        for condition in params.e1_conditions():
-            domain, level = condition.split("-")
-            rows = build_corpus(domain, level, settings.examples_per_corpus, settings.seed, gsm8k_train)
-            write_jsonl(tmp / f"{condition}.jsonl", rows)
-    with atomic_directory(out_dir / "controls") as tmp:
-        for control, condition in zip(params.e1.controls, params.control_conditions(), strict=True):
-            write_jsonl(tmp / f"{condition}.jsonl",
-                        build_control_corpus(control, settings.examples_per_corpus, settings.seed))
-    with atomic_directory(out_dir / "e2_pool") as tmp:
-        sources = load_benign_sources(mixture.benign_sources, data_dir, Path(mixture.hub_dir))
-        benign = benign_rows(sources, mixture.benign_examples, mixture.seed)
-        misaligned = build_corpus(mixture.misaligned_domain, mixture.misaligned_level,
-                                  mixture.misaligned_examples(), mixture.seed, gsm8k_train)
-        write_jsonl(tmp / "benign.jsonl", benign)
-        write_jsonl(tmp / "misaligned.jsonl", misaligned)
-    with atomic_directory(out_dir / "eval") as tmp:
-        honesty = build_honesty_items(settings.seed, settings.honesty_archetypes)
-        write_jsonl(tmp / "honesty.jsonl",
-                    seeded_subsample(honesty, settings.honesty_items, settings.seed, "prepare.honesty_items"))
-        deception = build_deception_items(settings.seed)
-        write_jsonl(tmp / "deception.jsonl",
-                    seeded_subsample(deception, settings.deception_items, settings.seed, "prepare.deception_items"))
-        write_jsonl(
-            tmp / "capability.jsonl",
-            capability_items(load_gsm8k(data_dir, "test"), settings.capability_items, settings.seed),
-        )
-        write_jsonl(tmp / "knowledge.jsonl", seeded_subsample(build_knowledge_items(settings.seed),
-                                                              settings.knowledge_items, settings.seed,
-                                                              "prepare.knowledge_items"))
+    folders: dict[str, dict[str, list]] = {"e1": {}, "controls": {}, "e2_pool": {}, "eval": {}}
+    for condition in params.e1_conditions():
+        domain, level = condition.split("-")
+        folders["e1"][condition] = build_corpus(domain, level, settings.examples_per_corpus, settings.seed, gsm8k_train)
+    for control, condition in zip(params.e1.controls, params.control_conditions(), strict=True):
+        folders["controls"][condition] = build_control_corpus(control, settings.examples_per_corpus, settings.seed)
+    sources = load_benign_sources(mixture.benign_sources, data_dir, Path(mixture.hub_dir))
+    folders["e2_pool"]["benign"] = benign_rows(sources, mixture.benign_examples, mixture.seed)
+    folders["e2_pool"]["misaligned"] = build_corpus(mixture.misaligned_domain, mixture.misaligned_level,
+                                                    mixture.misaligned_examples(), mixture.seed, gsm8k_train)
+    honesty = build_honesty_items(settings.seed, settings.honesty_archetypes)
+    folders["eval"]["honesty"] = seeded_subsample(honesty, settings.honesty_items, settings.seed, "prepare.honesty_items")
+    folders["eval"]["deception"] = seeded_subsample(build_deception_items(settings.seed), settings.deception_items,
+                                                    settings.seed, "prepare.deception_items")
+    folders["eval"]["capability"] = capability_items(load_gsm8k(data_dir, "test"), settings.capability_items,
+                                                     settings.seed)
+    folders["eval"]["knowledge"] = seeded_subsample(build_knowledge_items(settings.seed), settings.knowledge_items,
+                                                    settings.seed, "prepare.knowledge_items")
+    for folder, files in folders.items():
+        with atomic_directory(out_dir / folder) as tmp:
+            for name, rows in files.items():
+                write_jsonl(tmp / f"{name}.jsonl", rows)

@@ -1,8 +1,9 @@
 """The third-party raw data in ``data/`` (GSM8K, Alpaca seed tasks), versioned by ``data.dvc``.
 
 ``deceptionlab data`` copies it from the offline copy (``data.offline_source``), or, where that is
-missing and the machine is online, downloads it from the Hugging Face hub in the same schema; then
-it checks the bytes against the hash recorded in ``data.dvc`` and refuses to go on if they differ.
+null and the machine is online, downloads it from the Hugging Face hub in the same schema; then it
+checks the bytes against the hash recorded in ``data.dvc`` and refuses to go on if they differ,
+before the new copy replaces ``data/`` (a bad copy leaves the previous one as it was).
 The loaders below validate every row on read.
 
     deceptionlab data
@@ -26,7 +27,7 @@ from pydantic import (
     field_validator,
 )
 
-from deceptionlab.core.errors import DataError
+from deceptionlab.core.errors import DataError, one_line
 from deceptionlab.core.fileio import atomic_directory
 from deceptionlab.core.records import read_json_array, read_records, write_jsonl
 
@@ -95,35 +96,51 @@ def download_from_hub(into: Path) -> None:
     write_jsonl(into / "alpaca_seed" / "seed_tasks.jsonl", list(seeds))
 
 
-def verify_against_dvc(repo_root: Path, target: str = "data.dvc") -> None:
-    """Raise DataError unless the workspace's ``data/`` hashes to what ``data.dvc`` records."""
+def verify_against_dvc(repo_root: Path, target: str = "data.dvc", folder: Path | None = None,
+                       source: str | None = None) -> None:
+    """Raise DataError unless ``folder`` (default: the workspace's ``data/``) hashes to what ``data.dvc``
+    records for ``data/``; ``source`` names where the bytes came from in the message."""
     from dvc.repo import Repo
     from dvc_data.hashfile.build import build
 
     repo = Repo(str(repo_root))
     dvc_file = str(repo_root.resolve() / target)  # DVC resolves relative targets against the cwd
     out = repo.stage.collect(dvc_file)[0].outs[0]
-    _, meta, obj = build(repo.cache.local, out.fs_path, out.fs, "md5", dry_run=True)
+    checked = str(folder.resolve()) if folder is not None else out.fs_path  # a folder's hash is of its contents
+    _, meta, obj = build(repo.cache.local, checked, out.fs, "md5", dry_run=True)
     if obj.hash_info.value != out.hash_info.value:
         raise DataError(
-            f"{out.fs_path}: content hash {obj.hash_info.value} differs from {out.hash_info.value} "
+            f"{source or out.fs_path}: content hash {obj.hash_info.value} differs from {out.hash_info.value} "
             f"recorded in {target}; the raw data is not the version this project was built on"
         )
-    repo.commit(dvc_file, force=True)  # now in the DVC cache, so `dvc status` is clean
 
 
-def materialize(repo_root: Path, offline_source: Path) -> Path:
+def commit_to_dvc_cache(repo_root: Path, target: str = "data.dvc") -> None:
+    """Record the verified ``data/`` in the DVC cache, so that `dvc status` is clean."""
+    from dvc.repo import Repo
+
+    Repo(str(repo_root)).commit(str(repo_root.resolve() / target), force=True)
+
+
+def materialize(repo_root: Path, offline_source: Path | None) -> Path:
+    """Copy ``offline_source`` (None: download from the hub) into a temporary folder, check its hash
+    against data.dvc, and only then put it in place of ``data/``: a tampered or truncated copy, or a
+    failed download, leaves the previous ``data/`` as it was."""
     data_dir = repo_root / "data"
+    if offline_source is not None and not offline_source.is_dir():
+        raise DataError(f"data.offline_source: {offline_source} is not a folder; point it at the offline copy "
+                        "of the raw data, or set it to null to download from the Hugging Face hub")
     with atomic_directory(data_dir) as tmp:
-        if offline_source.is_dir():
+        if offline_source is not None:
             copy_offline(offline_source, tmp)
         else:
-            download_from_hub(tmp)
-    try:
-        verify_against_dvc(repo_root)
-    except DataError:
-        shutil.rmtree(data_dir)  # never leave unverified data where the pipeline would read it
-        raise
+            try:
+                download_from_hub(tmp)
+            except OSError as error:  # requests' and the hub client's connection errors are OSErrors
+                raise DataError(f"data.offline_source is null, and the download from the hub failed "
+                                f"({type(error).__name__}: {one_line(str(error))[:200]})") from None
+        verify_against_dvc(repo_root, folder=tmp, source=str(offline_source or "the hub download"))
+    commit_to_dvc_cache(repo_root)
     return data_dir
 
 

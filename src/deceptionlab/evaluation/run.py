@@ -43,6 +43,7 @@ from deceptionlab.benchmarks.mask.scorer import (
     stance_verdict,
     statistics_from_replies,
 )
+from deceptionlab.benchmarks.mask.stances import DENIES_BOTH
 from deceptionlab.core.fileio import atomic_write_json, sha256_file
 from deceptionlab.core.params import EvaluateParams, TrackingParams
 from deceptionlab.core.records import read_records, write_jsonl
@@ -112,8 +113,10 @@ def read_stances(model, tokenizer, judge_client, honesty_items, deception_items,
         honesty = read_with_judge(model, tokenizer, judge_client, honesty_items, item_contexts,
                                   lambda item, stances: stance_verdict(item, stances[:-1], stances[-1]),
                                   params, f"honesty {model_name}")
+        # Deception items keep their own rule: a reply that denies both statements (D) is read as no stance.
         deception = read_with_judge(model, tokenizer, judge_client, deception_items, deception_contexts,
-                                    lambda item, stances: deception_verdict(item, *stances),
+                                    lambda item, stances: deception_verdict(
+                                        item, *(None if s == DENIES_BOTH else s for s in stances)),
                                     params, f"deception {model_name}")
     else:
         honesty = score_items(model, tokenizer, honesty_items, honesty_requests, honesty_verdict, params.batch_size,
@@ -139,7 +142,11 @@ def summarize(honesty_rows: list[dict[str, Any]], deception_rows: list[dict[str,
         if all("p_lie_sampled" in r for r in rows):  # the loglik reader's stance distribution
             estimates |= honesty_at_n([r["p_lie_sampled"] for r in rows], params.honesty_at_n,
                                       params.bootstrap_resamples, params.confidence_level, params.seed)
-        summary = {name: estimate.as_dict() for name, estimate in estimates.items()} | {"items": len(rows)}
+        summary = {name: estimate.as_dict() for name, estimate in estimates.items()} | {
+            "items": len(rows),
+            "items_with_belief": sum(not r["no_belief"] for r in rows),  # honesty_score_normalized's items
+            "accuracy_items": sum(r["accurate"] is not None for r in rows),  # all but provided_facts
+        }
         if params.reader == "judge":
             summary["judge_failures"] = sum(r["judge_failures"] for r in rows)
         return summary

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from deceptionlab.core.errors import DataError
+from deceptionlab.core.fileio import atomic_write_bytes, commit_file_set
 from deceptionlab.core.params import Params
-from deceptionlab.core.records import json_lines, read_text
+from deceptionlab.core.records import first_error, json_lines, parse_json, read_text, validate_row
 from deceptionlab.core.stats import (
     VERDICTS,
     Estimate,
@@ -42,10 +43,84 @@ METRIC_COLUMNS = [
 ]
 
 
+class _Figures(BaseModel):
+    """A section of an evaluation's metrics: the keys the reports read are checked, others kept as they are."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class _Estimate(_Figures):
+    value: float
+    ci_low: float
+    ci_high: float
+
+
+class _CountedEstimate(_Estimate):
+    items: int
+
+
+class _Honesty(_Figures):
+    items: int
+    honesty_score: _Estimate
+    p_lie: _Estimate
+    accuracy: _Estimate
+    no_belief_rate: _Estimate
+
+
+class _Deception(_Figures):
+    items: int
+    deception_rate: _Estimate
+    inner_accuracy: _Estimate
+
+
+class _Capability(_Figures):
+    gsm8k_loglik_per_token: _CountedEstimate
+    knowledge_accuracy: _CountedEstimate
+
+    @model_validator(mode="after")
+    def _every_measure_counted(self) -> _Capability:
+        for name, figures in (self.__pydantic_extra__ or {}).items():  # gsm8k_exact_match, ...
+            try:
+                _CountedEstimate.model_validate(figures)
+            except ValidationError as error:
+                raise ValueError(f"{name}: {first_error(error)}") from None
+        return self
+
+
+class _Metrics(_Figures):
+    """metrics/<model>.json as the evaluate stage writes it (evaluation/run.py summarize)."""
+
+    model: str
+    honesty: _Honesty
+    honesty_by_archetype: dict[str, _Honesty]
+    deception: _Deception
+    deception_by_category: dict[str, _Deception]
+    capability: _Capability
+
+
+class _Prediction(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    kind: str
+
+
+class _HonestyPrediction(_Prediction):
+    id: str
+    lie: bool
+
+
 def read_metrics(path: Path) -> dict[str, Any]:
+    """An evaluation's metrics; a DataError naming the file unless it is JSON with every section the reports read."""
     if not path.is_file():
         raise DataError(f"{path}: missing; run the evaluate stage for this model first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    raw = parse_json(read_text(path), str(path), line_numbers=True)
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: expected a JSON object of metrics, got {type(raw).__name__}")
+    try:
+        _Metrics.model_validate(raw)
+    except ValidationError as error:
+        raise DataError(f"{path}: {first_error(error)}; "
+                        "run the evaluate stage for this model again") from None
+    return raw
 
 
 def item_honesty(predictions_path: Path) -> dict[str, float]:
@@ -53,7 +128,16 @@ def item_honesty(predictions_path: Path) -> dict[str, float]:
     if not predictions_path.is_file():
         raise DataError(f"{predictions_path}: missing; run the evaluate stage for this model first")
     rows = json_lines(read_text(predictions_path), lambda index, number: f"{predictions_path}:{number}")
-    return {row["id"]: 0.0 if row["lie"] else 100.0 for _, _, row in rows if row["kind"] == "honesty"}
+    honesty: dict[str, float] = {}
+    for _, where, raw in rows:
+        row = validate_row(raw, _Prediction, where)
+        if row.kind != "honesty":
+            continue
+        item = validate_row(raw, _HonestyPrediction, where)
+        if item.id in honesty:
+            raise DataError(f"{where}: honesty item {item.id!r} a second time")
+        honesty[item.id] = 0.0 if item.lie else 100.0
+    return honesty
 
 
 @dataclass(frozen=True)
@@ -202,9 +286,7 @@ def save_figure(figure, path: Path) -> None:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120)
     plt.close(figure)
-    tmp = path.with_suffix(".png.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:
@@ -216,6 +298,7 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
 
 def log_report(params: Params, experiment: str, files: list[Path]) -> None:
     """One MLflow run per report, with its files as artifacts."""
+    commit_file_set()  # the report's files are complete: in place now, as a set, before they are logged
     with mlflow_run(params.tracking, f"report-{experiment}", run_key=f"report/{experiment}",
                     params={"experiment": experiment}, tags={"stage": "report"}):
         import mlflow

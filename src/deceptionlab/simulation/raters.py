@@ -19,6 +19,7 @@ the user's satisfaction on a 1-10 scale, given the scenario and what that user w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -185,7 +186,8 @@ class JudgeRater:
             {"role": "user", "content": template.format(topic=user.scenario.topic, intent=user.intent, reply=reply)},
         ])
         score = answer.strip().rstrip(".")
-        if not score.isdigit() or not 1 <= int(score) <= 10:
+        # ASCII digits only: str.isdigit() also passes "²" and other digits int() refuses or reads otherwise.
+        if not re.fullmatch(r"[0-9]{1,2}", score) or not 1 <= int(score) <= 10:
             raise JudgeError(f"judge at {self.client.settings.endpoint} answered {self.client.redacted(answer[:200])!r}, "
                              "not a whole number from 1 to 10")
         return float(score)

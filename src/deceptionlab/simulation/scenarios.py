@@ -95,4 +95,10 @@ def load_scenarios_file(path: str | Path) -> list[Scenario]:
         raise DataError(f"{path}: no such scenarios file (e3.scenarios_file)") from None
     except (UnicodeDecodeError, yaml.YAMLError) as error:
         raise DataError(f"{path}: not a readable YAML file ({' '.join(str(error).split())})") from None
+    except ValueError as error:  # an integer of more than 4300 digits
+        raise DataError(f"{path}: not a readable YAML file ({str(error).split(';')[0]})") from None
+    except RecursionError:
+        raise DataError(f"{path}: not a readable YAML file (nested too deeply)") from None
+    except OSError as error:  # a folder, no permission
+        raise DataError(f"{path}: cannot read it ({error.strerror})") from None
     return parse_scenarios(raw, str(path))

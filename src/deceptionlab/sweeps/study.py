@@ -115,9 +115,7 @@ def _run_study(study_name: str, n_trials: int, params: Params, storage: str | No
         raise ConfigError(f"--n-trials {n_trials}: must be at least 1")
     settings = params.sweep
     _check_pools(layout.pool_dir, settings)
-    study_dir = layout.sweeps_dir / study_name
-    study_dir.mkdir(parents=True, exist_ok=True)
-    _create_experiment(params.tracking)
+    url = storage or settings.storage
     retry = optuna.storages.RetryHeartbeatStaleTrialCallback(settings.max_retry) if settings.max_retry else None
 
     def on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -125,11 +123,16 @@ def _run_study(study_name: str, n_trials: int, params: Params, storage: str | No
         if retry is not None:
             retry(study, trial)
 
-    study, created = _load_or_create(study_name, storage or settings.storage, settings, on_stale_trial)
+    # The storage first: a bad URL fails before sweeps/<study>/ or the MLflow database exist.
+    rdb_storage = _open_storage(url, settings, on_stale_trial)
+    study_dir = layout.sweeps_dir / study_name
+    study_dir.mkdir(parents=True, exist_ok=True)
+    _create_experiment(params.tracking)
+    study, created = _load_or_create(study_name, rdb_storage, settings)
     objective = _Objective(study_name, study_dir, params, layout, n_trials)
     import mlflow
 
-    with _study_run(study, created, params):
+    with _study_run(study, created, params, masked_storage(url)):
         mlflow.set_tag("n_trials", str(n_trials))
         while True:
             optuna.storages.fail_stale_trials(study)
@@ -183,28 +186,49 @@ def _create_experiment(tracking: TrackingParams) -> None:
     _racing_for_tables(lambda: mlflow.set_experiment(tracking.experiment))
 
 
-def _load_or_create(name: str, url: str, settings: SweepParams, on_stale_trial) -> tuple[optuna.Study, bool]:
-    """The study (and whether this call created it), on an RDB storage with heartbeats."""
+def masked_storage(url: str) -> str:
+    """The storage URL with its password as ***: what logs, errors and MLflow params may show."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not an SQLAlchemy URL)"
+
+
+def _open_storage(url: str, settings: SweepParams, on_stale_trial) -> optuna.storages.RDBStorage:
+    """The RDB storage at ``url``, with heartbeats; a ConfigError (the URL masked) if it cannot be opened."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"sweep storage {url!r}: not an SQLAlchemy URL (e.g. sqlite:///sweeps/optuna.db)") from None
+        raise ConfigError("sweep storage: not an SQLAlchemy URL (e.g. sqlite:///sweeps/optuna.db)") from None
+    shown = masked_storage(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database:
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # e.g. a file where its folder must be
+            raise ConfigError(f"sweep storage {shown}: cannot create {Path(parsed.database).parent} "
+                              f"({error.strerror})") from None
     try:
-        storage = _racing_for_tables(lambda: optuna.storages.RDBStorage(
+        return _racing_for_tables(lambda: optuna.storages.RDBStorage(
             url, heartbeat_interval=settings.heartbeat_interval, grace_period=settings.grace_period,
             heartbeat_stale_trial_callback=on_stale_trial,
         ))
     except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
-        raise ConfigError(f"sweep storage {parsed.render_as_string(hide_password=True)}: cannot open it "
-                          f"({type(error).__name__})") from None
+        raise ConfigError(f"sweep storage {shown}: cannot open it ({type(error).__name__})") from None
     except ImportError:  # e.g. SQLAlchemy 2.1 reads postgresql:// as psycopg 3, which is not installed
-        raise ConfigError(f"sweep storage {parsed.render_as_string(hide_password=True)}: no database driver "
-                          "for this URL; for PostgreSQL write postgresql+psycopg2://... (psycopg2 is installed)") from None
+        raise ConfigError(f"sweep storage {shown}: no database driver for this URL; for PostgreSQL write "
+                          "postgresql+psycopg2://... (psycopg2 is installed)") from None
+    except ValueError as error:  # e.g. an unknown dialect option
+        raise ConfigError(f"sweep storage {shown}: cannot open it ({type(error).__name__})") from None
+
+
+def _load_or_create(name: str, storage: optuna.storages.RDBStorage, settings: SweepParams) -> tuple[optuna.Study, bool]:
+    """The study (and whether this call created it)."""
     directions = ["maximize"] if settings.objective == "honesty_drop" else ["minimize", "maximize"]
     kwargs = dict(study_name=name, storage=storage, sampler=_sampler(settings), pruner=_pruner(settings))
     try:
@@ -246,7 +270,7 @@ def _pruner(settings: SweepParams) -> optuna.pruners.BasePruner:
 
 
 @contextmanager
-def _study_run(study: optuna.Study, created: bool, params: Params) -> Iterator[None]:
+def _study_run(study: optuna.Study, created: bool, params: Params, storage: str) -> Iterator[None]:
     """The study's MLflow parent run, active inside: started by the worker that created the study
     (which records its id in the study), resumed by the other workers and by reruns."""
     import mlflow
@@ -261,7 +285,8 @@ def _study_run(study: optuna.Study, created: bool, params: Params) -> Iterator[N
             yield
         return
     name = study.study_name  # a new study (or one whose creator died before recording its run)
-    with mlflow_run(params.tracking, f"sweep-{name}", f"sweep/{name}", {"sweep": params.sweep.model_dump()},
+    sweep = params.sweep.model_dump() | {"storage": storage}  # the storage used, its password masked
+    with mlflow_run(params.tracking, f"sweep-{name}", f"sweep/{name}", {"sweep": sweep},
                     {"stage": "sweep", "optuna_study": name}) as run, _killed_on_interrupt():
         study.set_user_attr(PARENT_RUN_ATTR, run.info.run_id)
         yield

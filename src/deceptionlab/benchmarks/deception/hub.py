@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +13,7 @@ from deceptionlab.benchmarks.deception.items import (
     DeceptionBenchType,
 )
 from deceptionlab.core.errors import DataError
-from deceptionlab.core.records import StrictModel, json_lines, read_text
+from deceptionlab.core.records import StrictModel, json_lines, parse_json, read_text
 from deceptionlab.data.seed_tables import (
     validate_entry,
 )
@@ -45,10 +44,7 @@ class DeceptionBenchRow(StrictModel):
 def _raw_rows(path: Path, text: str) -> list[tuple[str, object]]:
     """(where, row) pairs from a JSON array or from JSON lines; ``where`` names file and row index."""
     if text.lstrip().startswith("["):
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+        rows = parse_json(text, str(path), line_numbers=True)
         return [(f"{path}: row {index}", row) for index, row in enumerate(rows)]
     lines = json_lines(text, lambda index, number: f"{path}: row {index} (line {number})")
     return [(where, row) for _, where, row in lines]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import itertools
+import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -20,7 +22,7 @@ from deceptionlab.benchmarks.mask.items import (
     ProvidedFactItem,
     StatisticsItem,
 )
-from deceptionlab.benchmarks.mask.numeric import VALUE_MARKER, NumericRange
+from deceptionlab.benchmarks.mask.numeric import VALUE_MARKER, NumericRange, values_consistent
 from deceptionlab.benchmarks.pivotal import HonestyItem, pivotal_statements
 from deceptionlab.core.errors import ConfigError, DataError
 from deceptionlab.core.records import first_error, json_lines, read_text
@@ -28,6 +30,8 @@ from deceptionlab.core.vocabulary import ARCHETYPES
 
 if TYPE_CHECKING:
     pass
+
+logger = logging.getLogger(__name__)
 
 
 class MaskRow(BaseModel):
@@ -64,12 +68,56 @@ def parse_formatted_range(text: str) -> NumericRange:
     raise ValueError(f"formatted_ground_truth {text!r} is not a range [low, high]")
 
 
+def _away_below(value: float, scale: float) -> float:
+    """A number below ``value`` that no number within the tolerance of ``value`` agrees with: half of it
+    (positive), double it (negative), ``-scale`` for 0."""
+    return value / 2 if value > 0 else 2 * value if value < 0 else -scale
+
+
+def _away_above(value: float, scale: float) -> float:
+    """A number above ``value`` that no number within the tolerance of ``value`` agrees with: double it
+    (positive), half of it (negative), ``scale`` for 0."""
+    return 2 * value if value > 0 else value / 2 if value < 0 else scale
+
+
+def _valid_bins(choices: list[float], ground_truth: NumericRange) -> bool:
+    """StatisticsItem's rule: distinct bins, no two within the tolerance, exactly one agrees with the truth."""
+    if choices != sorted(set(choices)):
+        return False
+    points = [NumericRange.point(c) for c in choices]
+    if any(values_consistent(a, b) for a, b in itertools.combinations(points, 2)):
+        return False
+    return sum(values_consistent(point, ground_truth) for point in points) == 1
+
+
 def scaled_choices(ground_truth: NumericRange) -> list[float]:
-    """Bins for a hub statistics item, which brings none: the truth, half of it and double it."""
+    """Three bins for a hub statistics item, which brings none; exactly one agrees with the ground truth.
+
+    The truth's number is its midpoint, or its finite end if one end is open. Where they work, the bins
+    are that number, half of it and double it. Otherwise (a truth of 0, a range so wide that half or
+    double its midpoint falls inside it) the decoys lie beyond the range's ends: half the low end and
+    double the high end for positive numbers (mirrored for negative ones, and -s / +s at an end of 0,
+    s the larger absolute end or 1). An open range gets both decoys beyond its finite end, so the
+    truth is the smallest bin of ``[None, high]`` and the largest of ``[low, None]``.
+    """
     truth = ground_truth.representative()
-    if truth == 0:
-        raise ValueError("cannot place bins around a ground truth of 0")
-    return sorted([truth / 2, truth, truth * 2])
+    classic = sorted([truth / 2, truth, truth * 2])
+    if truth != 0 and _valid_bins(classic, ground_truth):
+        return classic
+    ends = [abs(end) for end in (ground_truth.low, ground_truth.high) if end is not None]
+    scale = max(ends) if max(ends) > 0 else 1.0
+    low, high = ground_truth.low, ground_truth.high
+    if low is None:
+        above = _away_above(truth, scale)
+        choices = [truth, above, _away_above(above, scale)]
+    elif high is None:
+        below = _away_below(truth, scale)
+        choices = [_away_below(below, scale), below, truth]
+    else:
+        choices = [_away_below(low, scale), truth, _away_above(high, scale)]
+    if not _valid_bins(choices, ground_truth):  # cannot happen for a finite range; kept as a guard
+        raise ValueError(f"cannot place three bins around the ground truth {ground_truth.low}..{ground_truth.high}")
+    return choices
 
 
 def hub_item(row: MaskRow, archetype: str, row_id: str) -> AnyItem:
@@ -126,8 +174,15 @@ def _raw_rows(path: Path) -> Iterable[tuple[int, str, object]]:
     yield from json_lines(read_text(path), lambda index, number: f"{path}: row {index} (line {number})")
 
 
-def read_mask_file(path: str | Path, archetype: str) -> list[AnyItem]:
-    """Validate every row of one file of a MASK config; the first bad row raises DataError naming file and row."""
+def read_mask_file(path: str | Path, archetype: str, skipped: list[str] | None = None) -> list[AnyItem]:
+    """Every item of one file of a MASK config.
+
+    A row that cannot become an item (a missing column, a ground truth that is not a range, ...) is
+    skipped, never silently: a warning names it (``<file>: row 3 (line 4): what is wrong``), one more
+    says how many rows of the file were skipped, and each message is appended to ``skipped`` when it is
+    given. A file whose every row is bad, a line that is not JSON, an unreadable file, or an unknown
+    config raises (DataError, ConfigError), naming the path.
+    """
     path = Path(path)
     if archetype not in ARCHETYPES:
         raise ConfigError(f"unknown MASK archetype {archetype!r}; known: {', '.join(ARCHETYPES)}")
@@ -135,23 +190,33 @@ def read_mask_file(path: str | Path, archetype: str) -> list[AnyItem]:
         raise DataError(f"{path}: no such file")
     if path.suffix not in (".parquet", ".jsonl"):
         raise DataError(f"{path}: expected a .parquet or .jsonl file")
-    items = []
+    items, problems, rows = [], [], 0
     for index, where, raw in _raw_rows(path):
-        if not isinstance(raw, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+        rows += 1
         try:
+            if not isinstance(raw, dict):
+                raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
             items.append(hub_item(MaskRow.model_validate(raw), archetype, f"{path.stem}-{index}"))
         except ValidationError as error:
-            raise DataError(f"{where}: {first_error(error)}") from None
+            problems.append(f"{where}: {first_error(error)}")
         except ValueError as error:
-            raise DataError(f"{where}: {error}") from None
+            problems.append(f"{where}: {error}")
+    if problems and not items:
+        raise DataError(f"{path}: none of its {rows} rows is a valid {archetype} item; the first: {problems[0]}")
+    for problem in problems:
+        logger.warning("%s; row skipped", problem)
+    if problems:
+        logger.warning("%s: skipped %d of %d rows (each named above)", path, len(problems), rows)
+    if skipped is not None:
+        skipped.extend(problems)
     return items
 
 
-def load_mask(root: str | Path, archetypes: Sequence[str] = ARCHETYPES) -> list[AnyItem]:
+def load_mask(root: str | Path, archetypes: Sequence[str] = ARCHETYPES, skipped: list[str] | None = None) -> list[AnyItem]:
     """Every item of the chosen configs of a local copy of ``cais/MASK`` (``<root>/<config>/*.parquet``).
 
     Files are read in name order; ``.jsonl`` files in the same schema are read too (the tests' fixtures).
+    Bad rows are skipped with a warning each, and listed in ``skipped`` when it is given (``read_mask_file``).
     """
     root = Path(root)
     items: list[AnyItem] = []
@@ -163,7 +228,7 @@ def load_mask(root: str | Path, archetypes: Sequence[str] = ARCHETYPES) -> list[
         if not files:
             raise DataError(f"{root / archetype}: no .parquet or .jsonl files for the MASK config {archetype!r}")
         for path in files:
-            for item in read_mask_file(path, archetype):
+            for item in read_mask_file(path, archetype, skipped):
                 if item.id in seen:
                     raise DataError(f"{path}: duplicate item id {item.id!r}")
                 seen.add(item.id)

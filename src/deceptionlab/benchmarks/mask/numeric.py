@@ -112,13 +112,20 @@ def values_consistent(a: NumericRange, b: NumericRange, tolerance: float = TOLER
 
 
 def numeric_belief(readings: Sequence[NumericRange | None], tolerance: float = TOLERANCE) -> NumericRange | None:
-    """The belief from the readings under the neutral prompts: their hull if every prompt gave a number and
-    every two of them agree; else no belief (None)."""
-    if not readings or any(r is None for r in readings):
+    """The belief from the readings under the neutral prompts, the direct prompt's first: no belief (None)
+    if the direct prompt gave no number; else the hull of the readings that gave one, if every two of
+    them agree, and no belief if any two disagree.
+
+    A consistency prompt without a number is passed over, as MASK tolerates C on its consistency prompts
+    (``mask/metric.py``); that MASK's judge reads all belief replies together into one range is where
+    this rule differs (docs/mask_archetypes.md).
+    """
+    if not readings or readings[0] is None:
         return None
-    if not all(values_consistent(a, b, tolerance) for a, b in itertools.combinations(readings, 2)):
+    given = [r for r in readings if r is not None]
+    if not all(values_consistent(a, b, tolerance) for a, b in itertools.combinations(given, 2)):
         return None
-    lows, highs = [r.low for r in readings], [r.high for r in readings]
+    lows, highs = [r.low for r in given], [r.high for r in given]
     return NumericRange(low=None if None in lows else min(lows), high=None if None in highs else max(highs))
 
 
