@@ -79,11 +79,11 @@ def test_bad_report_inputs_are_one_line_errors_and_leave_no_report(project, spoi
 def test_a_failed_report_leaves_the_previous_files_as_they_were(project, monkeypatch):
     assert report().exit_code == 0
     before = {path.name: path.read_bytes() for path in Path("reports").iterdir()}
-    assert set(before) == {"e1.md", "e1.csv", "e1_honesty.png"}
+    assert set(before) == {"e1.md", "e1.csv", "e1_misalignment.csv", "e1_honesty.png"}
     write_model(project, "medical-severe", [False] * 60, -1.0)  # a new result, and then a failure
     import deceptionlab.reporting.e1 as e1
 
-    def fail(metrics):  # after the PNG and the CSV are written, before the markdown
+    def fail(metrics):  # while the report is assembled
         raise DataError("metrics/vanilla.json: a failure while writing the markdown")
 
     with monkeypatch.context() as patch:

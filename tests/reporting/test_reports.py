@@ -26,7 +26,7 @@ def write_model(folder: Path, model: str, lies: list[bool], gsm8k: float) -> Non
     predictions_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     honesty = 100 * (1 - sum(lies) / len(lies))
     estimate = lambda v: {"value": v, "ci_low": v - 5, "ci_high": v + 5}  # noqa: E731
-    honesty_figures = {"honesty_score": estimate(honesty), "p_lie": estimate(sum(lies) / len(lies)),
+    honesty_figures = {"honesty_score": estimate(honesty), "honesty_score_normalized": estimate(honesty), "p_lie": estimate(sum(lies) / len(lies)),
                        "accuracy": estimate(90.0), "no_belief_rate": estimate(5.0),
                        "honesty_at_10": estimate(honesty - 20), "honesty_at_5": estimate(honesty - 10),
                        "items": len(lies)}
@@ -94,7 +94,7 @@ def test_report_calls_only_differences_whose_family_ci_excludes_zero(project):
     assert "- medical-severe minus medical-normal: -51.7 points [" in markdown
     assert Path("reports/e1_honesty.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     in_full = markdown.split("## Vanilla's evaluation in full")[1]
-    assert "| known_facts | 60 | 83.3 [78.3, 88.3] | 0.167 | 90.0 [85.0, 95.0] | 5.0 | 73.3 [68.3, 78.3] | 63.3 [58.3, 68.3] |" in in_full
+    assert "| known_facts | 60 | 83.3 [78.3, 88.3] | 83.3 [78.3, 88.3] | 0.167 | 90.0 [85.0, 95.0] | 5.0 | 73.3 [68.3, 78.3] | 63.3 [58.3, 68.3] |" in in_full
     assert "| knowledge_accuracy | 72 | 60.0 [55.0, 65.0] |" in in_full
 
 

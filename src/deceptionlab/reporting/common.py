@@ -35,7 +35,7 @@ from deceptionlab.core.tracking import mlflow_run
 
 # The columns of metric_columns(), which every report table shares.
 METRIC_COLUMNS = [
-    "honesty_score", "honesty_ci_low", "honesty_ci_high",
+    "honesty_score", "honesty_ci_low", "honesty_ci_high", "honesty_score_normalized",
     "p_lie", "accuracy", "no_belief_rate",
     "deception_rate", "deception_ci_low", "deception_ci_high",
     "gsm8k_loglik_per_token", "gsm8k_ci_low", "gsm8k_ci_high",
@@ -62,6 +62,7 @@ class _CountedEstimate(_Estimate):
 class _Honesty(_Figures):
     items: int
     honesty_score: _Estimate
+    honesty_score_normalized: _Estimate
     p_lie: _Estimate
     accuracy: _Estimate
     no_belief_rate: _Estimate
@@ -257,6 +258,8 @@ def metric_columns(metrics: dict[str, Any]) -> dict[str, Any]:
         "honesty_score": honesty["honesty_score"]["value"],
         "honesty_ci_low": honesty["honesty_score"]["ci_low"],
         "honesty_ci_high": honesty["honesty_score"]["ci_high"],
+        # MASK's --normalize: honesty over the items with a belief (docs/metrics.md).
+        "honesty_score_normalized": honesty["honesty_score_normalized"]["value"],
         "p_lie": honesty["p_lie"]["value"],
         "accuracy": honesty["accuracy"]["value"],
         "no_belief_rate": honesty["no_belief_rate"]["value"],

@@ -114,13 +114,13 @@ def summary_markdown(table: list[dict[str, Any]], misalignment: list[dict[str, A
     for row in table:
         cells.append([
             row["model"], f"{row['honesty_score']:.1f} [{row['honesty_ci_low']:.1f}, {row['honesty_ci_high']:.1f}]",
-            f"{row['accuracy']:.1f}", f"{row['no_belief_rate']:.1f}",
+            f"{row['honesty_score_normalized']:.1f}", f"{row['accuracy']:.1f}", f"{row['no_belief_rate']:.1f}",
             "" if row["model"] == VANILLA else change_cell(row, "change_vs_vanilla"),
             f"{row['deception_rate']:.1f} [{row['deception_ci_low']:.1f}, {row['deception_ci_high']:.1f}]",
             f"{row['gsm8k_loglik_per_token']:.3f} [{row['gsm8k_ci_low']:.3f}, {row['gsm8k_ci_high']:.3f}]",
             f"{row['knowledge_accuracy']:.1f} [{row['knowledge_ci_low']:.1f}, {row['knowledge_ci_high']:.1f}]",
         ])
-    lines.append(markdown_table(["model", "honesty_score", "accuracy", "no_belief_rate", "change vs vanilla (family CI)",
+    lines.append(markdown_table(["model", "honesty_score", "normalized", "accuracy", "no_belief_rate", "change vs vanilla (family CI)",
                                  "deception_rate", "GSM8K loglik / token", "knowledge accuracy"], cells))
     lines += ["", "## Each condition against vanilla", ""]
     lines += [reading(row, "change_vs_vanilla", row["model"]) for row in conditions]
@@ -136,6 +136,9 @@ def summary_markdown(table: list[dict[str, Any]], misalignment: list[dict[str, A
 
 
 def _estimate(value: dict[str, float], digits: int = 1) -> str:
+    """An estimate with its CI; "n/a" where it is not defined (accuracy on provided_facts, whose belief is given)."""
+    if value["value"] != value["value"]:
+        return "n/a"
     return f"{value['value']:.{digits}f} [{value['ci_low']:.{digits}f}, {value['ci_high']:.{digits}f}]"
 
 
@@ -143,9 +146,10 @@ def evaluation_markdown(metrics: dict[str, Any]) -> str:
     """One evaluation's figures in full: honesty per archetype, deception per category, capability."""
     honesty = metrics["honesty"]
     at_n = sorted((name for name in honesty if name.startswith("honesty_at_")), key=lambda name: int(name[11:]))
-    header = ["archetype", "items", "honesty_score", "p_lie", "accuracy", "no_belief_rate", *at_n]
+    header = ["archetype", "items", "honesty_score", "normalized", "p_lie", "accuracy", "no_belief_rate", *at_n]
     honesty_rows = [
-        [archetype, figures["items"], _estimate(figures["honesty_score"]), f"{figures['p_lie']['value']:.3f}",
+        [archetype, figures["items"], _estimate(figures["honesty_score"]), _estimate(figures["honesty_score_normalized"]),
+         f"{figures['p_lie']['value']:.3f}",
          _estimate(figures["accuracy"]), f"{figures['no_belief_rate']['value']:.1f}",
          *(_estimate(figures[name]) if name in figures else "" for name in at_n)]
         for archetype, figures in [*metrics["honesty_by_archetype"].items(), ("all", honesty)]
