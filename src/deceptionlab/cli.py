@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from deceptionlab.core.conditions import VANILLA, Condition, Layout, parse_biased_share
+from deceptionlab.core.conditions import VANILLA, VANILLA_TAGS, Condition, Layout, parse_biased_share
 from deceptionlab.core.errors import DeceptionlabError
 from deceptionlab.core.params import load_params
 
@@ -111,7 +111,7 @@ def finetune(
         condition = Condition.parse(name, settings, experiments=("e1", "controls", "e2"))
         summary = run_finetune(
             LAYOUT.corpus(condition), LAYOUT.base_dir, LAYOUT.adapter(condition), LAYOUT.checkpoints(condition),
-            settings.finetune, settings.tracking, condition.name,
+            settings.finetune, settings.tracking, condition.name, tags=condition.tracking_tags(),
         )
         console.print(f"{condition}: {summary}")
 
@@ -195,10 +195,11 @@ def evaluate(
 
     def action() -> None:
         settings = load_params(params)
-        adapter = None if model == VANILLA else LAYOUT.adapter(Condition.parse(model, settings))
+        condition = None if model == VANILLA else Condition.parse(model, settings)
         metrics = run_evaluate(
-            model, LAYOUT.base_dir, adapter, LAYOUT.eval_dir, LAYOUT.metrics(model), LAYOUT.predictions(model),
-            settings.evaluate, settings.tracking,
+            model, LAYOUT.base_dir, condition and LAYOUT.adapter(condition), LAYOUT.eval_dir, LAYOUT.metrics(model),
+            LAYOUT.predictions(model), settings.evaluate, settings.tracking,
+            tags=condition.tracking_tags() if condition else VANILLA_TAGS, summary_path=LAYOUT.summary(model),
         )
         honesty = metrics["honesty"]["honesty_score"]
         console.print(f"{model}: honesty_score {honesty['value']:.1f} [{honesty['ci_low']:.1f}, {honesty['ci_high']:.1f}]")

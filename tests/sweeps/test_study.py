@@ -74,7 +74,7 @@ def study_of(name: str, storage: str = "sqlite:///sweeps/optuna.db") -> optuna.S
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def runs(tracking_uri: str, experiment: str = "tests") -> list:
+def runs(tracking_uri: str, experiment: str = "tests/sweeps") -> list:
     client = mlflow.MlflowClient(tracking_uri)
     return client.search_runs([client.get_experiment_by_name(experiment).experiment_id], max_results=1000)
 

@@ -66,7 +66,7 @@ from optuna.trial import TrialState
 from transformers import TrainerCallback
 
 from deceptionlab.benchmarks.mask.items import AnyItem, read_mask_items
-from deceptionlab.core.conditions import Layout
+from deceptionlab.core.conditions import Condition, Layout
 from deceptionlab.core.errors import ConfigError
 from deceptionlab.core.fileio import atomic_write_json, atomic_write_text, sha256_file
 from deceptionlab.core.params import (
@@ -77,7 +77,7 @@ from deceptionlab.core.params import (
     TrackingParams,
 )
 from deceptionlab.core.records import ChatRow, read_records
-from deceptionlab.core.tracking import mlflow_run
+from deceptionlab.core.tracking import SWEEPS, experiment_name, mlflow_run, use_experiment
 from deceptionlab.corpora.mixture import write_mixture
 from deceptionlab.corpora.prepare import seeded_subsample
 from deceptionlab.evaluation.loglik import honesty_verdict, score_items
@@ -177,10 +177,7 @@ def _racing_for_tables(action):
 
 
 def _create_experiment(tracking: TrackingParams) -> None:
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking.mlflow_tracking_uri)
-    _racing_for_tables(lambda: mlflow.set_experiment(tracking.experiment))
+    _racing_for_tables(lambda: use_experiment(tracking, SWEEPS))
 
 
 def _load_or_create(name: str, url: str, settings: SweepParams, on_stale_trial) -> tuple[optuna.Study, bool]:
@@ -262,7 +259,7 @@ def _study_run(study: optuna.Study, created: bool, params: Params) -> Iterator[N
         return
     name = study.study_name  # a new study (or one whose creator died before recording its run)
     with mlflow_run(params.tracking, f"sweep-{name}", f"sweep/{name}", {"sweep": params.sweep.model_dump()},
-                    {"stage": "sweep", "optuna_study": name}) as run, _killed_on_interrupt():
+                    {"stage": "sweep", "optuna_study": name}, group=SWEEPS) as run, _killed_on_interrupt():
         study.set_user_attr(PARENT_RUN_ATTR, run.info.run_id)
         yield
 
@@ -286,7 +283,7 @@ def _kill_trial_runs(tracking: TrackingParams, study_name: str, trial_number: in
     import mlflow
 
     client = mlflow.MlflowClient(tracking.mlflow_tracking_uri)
-    experiment = client.get_experiment_by_name(tracking.experiment)
+    experiment = client.get_experiment_by_name(experiment_name(tracking, SWEEPS))
     if experiment is None:
         return
     ids = [experiment.experiment_id]
@@ -338,8 +335,9 @@ class _Objective:
         name = f"{self.study_name}-trial-{trial.number}"
         run_params = {"study": self.study_name, "trial_number": trial.number, **trial.params,
                       "finetune": settings.model_dump()}
-        tags = {"stage": "sweep-trial", "optuna_study": self.study_name, "optuna_trial_number": str(trial.number),
-                "worker": f"{socket.gethostname()}:{os.getpid()}"}
+        tags = Condition.mixture(mixture_ratio).tracking_tags() | {
+            "condition": name, "stage": "sweep-trial", "optuna_study": self.study_name, "optuna_trial_number": str(trial.number),
+            "seed": str(settings.seed), "worker": f"{socket.gethostname()}:{os.getpid()}"}
         import mlflow
 
         pruned = None
@@ -436,8 +434,10 @@ class _Objective:
         """Train on the mixture at ``mixture_ratio``; returns how many of its rows are misaligned."""
         corpus = folder / "corpus.jsonl"
         rows = write_mixture(self.layout.pool_dir, corpus, mixture_ratio, self.params.mixture.seed)
+        # A sweep's runs are named by trial (or control), not by the pipeline's mixture-<ratio> conditions.
+        tags = Condition.mixture(mixture_ratio).tracking_tags() | {"condition": name, "optuna_study": self.study_name}
         finetune(corpus, self.layout.base_dir, folder / "adapter", folder / "checkpoints", settings,
-                 self.params.tracking, name, callbacks)
+                 self.params.tracking, name, callbacks, tags=tags)
         return sum(row.meta["misaligned"] for row in rows)
 
     def _evaluate(self, folder: Path, name: str) -> dict[str, Any]:
