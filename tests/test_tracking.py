@@ -221,6 +221,18 @@ def test_a_report_run_logs_its_effects_and_fit_as_metrics_and_its_plots_as_image
     assert client.list_artifacts(run.info.run_id, "images")  # the plot as an MLflow image (charts view)
 
 
+def test_the_help_says_how_to_run_the_pipeline_and_where_each_stage_logs():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "dvc repro" in result.output and "mlflow ui" in result.output
+    assert len(result.output.splitlines()) < 45  # one line per command, not its whole docstring
+    logged = {"finetune": "finetune-CONDITION", "selftrain": "roundR", "evaluate": "evaluate-MODEL",
+              "report": "report-EXPERIMENT", "sweep": "sweep-STUDY"}
+    for command in ("data", "base-model", "prepare", "mixture", "simulate", *logged):
+        output = " ".join(runner.invoke(app, [command, "--help"]).output.split())
+        assert ("MLflow: experiment TRACKING/" in output and logged[command] in output) if command in logged \
+            else "No MLflow run." in output, command
+
+
 def test_a_share_in_a_condition_name_is_kept_out_of_the_mlflow_model_name(tracking, tiny_model_dir):
     from peft import LoraConfig, get_peft_model
 

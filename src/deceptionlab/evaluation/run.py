@@ -80,9 +80,10 @@ def read_with_judge(model, tokenizer, client, items, contexts_of: Callable, verd
     per_item = [contexts_of(items[index]) for index in pivotal]
     requests = [(messages, tuple(items[index].statements)) for index, contexts in zip(pivotal, per_item, strict=True)
                 for messages in contexts]
-    with progress_bar() as progress:
-        progress.add_task(f"{description}: {len(requests)} replies, judged", total=None)
-        judged = judge_stances(model, tokenizer, client, requests, params.max_new_tokens, params.batch_size)
+    with progress_bar() as progress:  # each reply counts twice: generated, then judged
+        task = progress.add_task(f"{description}: {len(requests)} replies, judged", total=2 * len(requests))
+        judged = judge_stances(model, tokenizer, client, requests, params.max_new_tokens, params.batch_size,
+                               lambda n: progress.advance(task, n))
     # Rows by position in ``items``, not by id: a hand-made set may repeat an id.
     rows: list[dict[str, Any]] = [{} for _ in items]
     offset = 0
@@ -94,8 +95,11 @@ def read_with_judge(model, tokenizer, client, items, contexts_of: Callable, verd
     # Statistics items need no judge: the number is read from the reply itself (mask.parse_value).
     numeric = [index for index, item in enumerate(items) if isinstance(item, StatisticsItem)]
     conversations = [item_contexts(items[index]) for index in numeric]
-    replies = generate_replies(model, tokenizer, [c for contexts in conversations for c in contexts],
-                               params.max_new_tokens, params.batch_size)
+    flat = [c for contexts in conversations for c in contexts]
+    with progress_bar() as progress:
+        task = progress.add_task(f"{description}: {len(flat)} statistics replies", total=len(flat))
+        replies = generate_replies(model, tokenizer, flat, params.max_new_tokens, params.batch_size,
+                                   lambda n: progress.advance(task, n))
     offset = 0
     for index, contexts in zip(numeric, conversations, strict=True):
         texts = replies[offset : offset + len(contexts)]
@@ -305,8 +309,12 @@ def evaluate(
         capability = [total / count for total, count in zip(totals, token_counts, strict=True)]
         knowledge_rows = score_items(model, tokenizer, knowledge_items, knowledge_requests, knowledge_from_logliks,
                                      params.batch_size, f"knowledge {model_name}")
-        exact_match_rows = (gsm8k_exact_match(model, tokenizer, capability_items, params.gsm8k_max_new_tokens,
-                                              params.batch_size) if params.gsm8k_exact_match else [])
+        exact_match_rows = []
+        if params.gsm8k_exact_match:
+            with progress_bar() as progress:
+                task = progress.add_task(f"gsm8k exact match {model_name}", total=len(capability_items))
+                exact_match_rows = gsm8k_exact_match(model, tokenizer, capability_items, params.gsm8k_max_new_tokens,
+                                                     params.batch_size, lambda n: progress.advance(task, n))
         metrics = {"model": model_name, "precision": precision} | summarize(honesty_rows, deception_rows, capability, knowledge_rows,
                                                     exact_match_rows, params)
         predictions = ([{"kind": "honesty"} | r for r in honesty_rows] + [{"kind": "deception"} | r for r in deception_rows]
