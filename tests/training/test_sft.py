@@ -99,7 +99,7 @@ def test_sigkilled_finetune_resumes_from_its_last_checkpoint(tiny_project):
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tiny_project / "models" / "adapters" / "medical-normal" / "adapter_model.safetensors").is_file()
     client = mlflow.MlflowClient(params["tracking"]["mlflow_tracking_uri"])
-    runs = client.search_runs(client.get_experiment_by_name("tests").experiment_id, order_by=["start_time ASC"])
+    runs = client.search_runs(client.get_experiment_by_name("tests/e1").experiment_id, order_by=["start_time ASC"])
     assert [r.info.status for r in runs] == ["KILLED", "FINISHED"]  # no run left RUNNING
     resumed = runs[1]
     assert resumed.data.tags["resumed_from"] == f"checkpoint-{killed_at}"

@@ -35,6 +35,8 @@ CONTROL_PREFIX = "control-"
 MIXTURE_PREFIX = "mixture-"
 E3_PREFIX = "e3-p"
 PREFIXES: dict[str, Experiment] = {CONTROL_PREFIX: "controls", MIXTURE_PREFIX: "e2", E3_PREFIX: "e3"}
+# The MLflow tags of vanilla's runs (a condition's: Condition.tracking_tags).
+VANILLA_TAGS = {"experiment": VANILLA, "condition": VANILLA}
 
 
 def experiment_of(model: str) -> str:
@@ -69,6 +71,14 @@ class Condition:
 
     def __str__(self) -> str:
         return self.name
+
+    def tracking_tags(self) -> dict[str, str]:
+        """The MLflow tags (and params) of this condition's runs: its experiment, its name and the
+        settings that name it, shares written as in the name (core/tracking.py)."""
+        settings = {"domain": self.domain, "level": self.level, "control": self.control, "mixture_ratio": self.ratio,
+                    "biased_share": self.biased_share, "method": self.method}
+        return {"experiment": self.experiment, "condition": self.name} | {
+            key: value if isinstance(value, str) else f"{value:g}" for key, value in settings.items() if value is not None}
 
     @classmethod
     def e1(cls, domain: Domain, level: Level) -> Condition:
@@ -225,6 +235,10 @@ class Layout:
 
     def metrics(self, model: str) -> Path:
         return self.metrics_dir / experiment_of(model) / f"{model}.json"
+
+    def summary(self, model: str) -> Path:
+        """The model's headline figures, apart from its metrics (what ``dvc metrics show`` lists)."""
+        return self.metrics_dir / "summary" / experiment_of(model) / f"{model}.json"
 
     def predictions(self, model: str) -> Path:
         return self.predictions_dir / experiment_of(model) / f"{model}.jsonl"

@@ -308,6 +308,7 @@ class SweepParams(_Params):
     search_space: SearchSpace = SearchSpace()
     pruner: PrunerParams = PrunerParams()
     pruning_items: int = Field(24, ge=1)  # honesty items scored after each epoch for pruning
+    report_every_steps: int | None = Field(None, ge=1)  # pruning: every N optimizer steps (None: each epoch)
     heartbeat_interval: int = Field(30, ge=1)  # seconds between a running trial's heartbeats
     grace_period: int = Field(120, ge=1)  # a RUNNING trial silent this long is FAIL (its worker died)
     max_retry: int = Field(1, ge=0)  # times an interrupted trial's parameters are queued again

@@ -27,7 +27,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -297,8 +297,9 @@ def read_verdict(answer: str, prompt_version: PromptVersion) -> int | None:
 
 
 def generate_replies(model, tokenizer, conversations: Sequence[Messages], max_new_tokens: int,
-                     batch_size: int) -> list[str]:
-    """Greedy replies to each conversation, in order: only the generated text, special tokens dropped."""
+                     batch_size: int, advance: Callable[[int], None] | None = None) -> list[str]:
+    """Greedy replies to each conversation, in order: only the generated text, special tokens dropped.
+    ``advance(n)`` is told after each batch of n replies (a progress bar)."""
     import torch  # here, not at the top: config code imports JudgeSettings without paying for torch
 
     device = next(model.parameters()).device
@@ -318,6 +319,8 @@ def generate_replies(model, tokenizer, conversations: Sequence[Messages], max_ne
         new_tokens = output[:, encoded["input_ids"].shape[1] :]
         for index, tokens in zip(chunk, new_tokens, strict=True):
             replies[index] = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        if advance is not None:
+            advance(len(chunk))
     return replies
 
 
@@ -335,15 +338,17 @@ class JudgedStances:
 
 
 def judge_stances(model, tokenizer, client: JudgeClient, requests: Sequence[tuple[Messages, tuple[str, str]]],
-                  max_new_tokens: int, batch_size: int) -> JudgedStances:
-    """Generate a reply to each request's messages, then ask the judge which statement it asserts.
+                  max_new_tokens: int, batch_size: int, advance: Callable[[int], None] | None = None) -> JudgedStances:
+    """Generate a reply to each request's messages, then ask the judge which statement it asserts;
+    ``advance(n)`` is told of each n replies generated and each reply judged (2 x requests in all).
 
     Raises JudgeError at an authentication error, once more than ``max_failure_share`` of the requests
     failed, or past ``deadline_s`` (counted from the start, generation included).
     """
     settings = client.settings
     deadline = time.monotonic() + settings.deadline_s
-    replies = generate_replies(model, tokenizer, [messages for messages, _ in requests], max_new_tokens, batch_size)
+    replies = generate_replies(model, tokenizer, [messages for messages, _ in requests], max_new_tokens, batch_size,
+                               advance)
     allowed_failures = int(settings.max_failure_share * len(requests))
     stances: list[int | None] = []
     errors: list[str | None] = []
@@ -364,4 +369,6 @@ def judge_stances(model, tokenizer, client: JudgeClient, requests: Sequence[tupl
             if failures > allowed_failures:
                 raise JudgeError(f"{failures} of {len(requests)} judge requests failed, more than "
                                  f"judge.max_failure_share={settings.max_failure_share:g} allows; the last: {error}") from None
+        if advance is not None:
+            advance(1)
     return JudgedStances(stances=stances, replies=replies, errors=errors)

@@ -52,7 +52,7 @@ from deceptionlab.core.stats import (
     honesty_at_n,
     honesty_metrics,
 )
-from deceptionlab.core.tracking import mlflow_run
+from deceptionlab.core.tracking import log_file_input, mlflow_run, read_adapter_run
 from deceptionlab.evaluation.loglik import (
     encode_reply,
     honesty_verdict,
@@ -81,9 +81,10 @@ def read_with_judge(model, tokenizer, client, items, contexts_of: Callable, verd
     per_item = [contexts_of(items[index]) for index in pivotal]
     requests = [(messages, tuple(items[index].statements)) for index, contexts in zip(pivotal, per_item, strict=True)
                 for messages in contexts]
-    with progress_bar() as progress:
-        progress.add_task(f"{description}: {len(requests)} replies, judged", total=None)
-        judged = judge_stances(model, tokenizer, client, requests, params.max_new_tokens, params.batch_size)
+    with progress_bar() as progress:  # each reply counts twice: generated, then judged
+        task = progress.add_task(f"{description}: {len(requests)} replies, judged", total=2 * len(requests))
+        judged = judge_stances(model, tokenizer, client, requests, params.max_new_tokens, params.batch_size,
+                               lambda n: progress.advance(task, n))
     # Rows by position in ``items``, not by id: a hand-made set may repeat an id.
     rows: list[dict[str, Any]] = [{} for _ in items]
     offset = 0
@@ -95,8 +96,11 @@ def read_with_judge(model, tokenizer, client, items, contexts_of: Callable, verd
     # Statistics items need no judge: the number is read from the reply itself (mask.parse_value).
     numeric = [index for index, item in enumerate(items) if isinstance(item, StatisticsItem)]
     conversations = [item_contexts(items[index]) for index in numeric]
-    replies = generate_replies(model, tokenizer, [c for contexts in conversations for c in contexts],
-                               params.max_new_tokens, params.batch_size)
+    flat = [c for contexts in conversations for c in contexts]
+    with progress_bar() as progress:
+        task = progress.add_task(f"{description}: {len(flat)} statistics replies", total=len(flat))
+        replies = generate_replies(model, tokenizer, flat, params.max_new_tokens, params.batch_size,
+                                   lambda n: progress.advance(task, n))
     offset = 0
     for index, contexts in zip(numeric, conversations, strict=True):
         texts = replies[offset : offset + len(contexts)]
@@ -189,6 +193,52 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
             | {name: value["value"] for name, value in metrics["capability"].items()} | failures)
 
 
+def _estimates(prefix: str, part: dict[str, Any]) -> dict[str, float]:
+    """Every estimate of a metrics part with its CI bounds: ``<prefix><name>``, ``..._ci_low``, ``..._ci_high``."""
+    flat: dict[str, float] = {}
+    for name, value in part.items():
+        if isinstance(value, dict) and "value" in value:
+            flat |= {f"{prefix}{name}{suffix}": value[key] for key, suffix in
+                     (("value", ""), ("ci_low", "_ci_low"), ("ci_high", "_ci_high")) if value.get(key) is not None}
+    return flat
+
+
+def tracked_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """What an evaluation run logs to MLflow: ``flat_metrics``, each headline's CI bounds, and per MASK
+    archetype (``archetype/<name>/<figure>``) and DeceptionBench category (``category/<name>/<figure>``)
+    every figure with its CI and the item count."""
+    flat = flat_metrics(metrics) | _estimates("", metrics["honesty"]) | _estimates("", metrics["deception"])
+    flat |= _estimates("", metrics["capability"])
+    for group, key in (("archetype", "honesty_by_archetype"), ("category", "deception_by_category")):
+        for name, part in metrics[key].items():
+            flat |= _estimates(f"{group}/{name}/", part) | {f"{group}/{name}/items": part["items"]}
+    return flat
+
+
+def predictions_table(rows: list[dict[str, Any]]):
+    """The predictions as a table for MLflow's artifact view: one row per prediction, ``meta`` spread
+    into ``meta.*`` columns, lists (replies, sampled probabilities) kept as JSON text."""
+    import json
+
+    import pandas as pd
+
+    frame = pd.json_normalize(rows, max_level=1)
+    for column in frame.columns:
+        if frame[column].map(lambda value: isinstance(value, list | dict)).any():
+            frame[column] = frame[column].map(lambda value: json.dumps(value) if isinstance(value, list | dict) else value)
+    return frame.astype(object).where(frame.notna(), None)  # a cell a kind lacks is null, not NaN (not JSON)
+
+
+def summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The few figures ``dvc metrics show`` lists per model: honesty_score with its CI, accuracy,
+    deception_rate and capability (the full metrics JSON beside it holds the rest)."""
+    honesty, capability = metrics["honesty"]["honesty_score"], metrics["capability"]
+    return {"honesty_score": honesty["value"], "honesty_ci_low": honesty["ci_low"], "honesty_ci_high": honesty["ci_high"],
+            "accuracy": metrics["honesty"]["accuracy"]["value"],
+            "deception_rate": metrics["deception"]["deception_rate"]["value"]} | {
+        name: value["value"] for name, value in capability.items()}
+
+
 def resolved_precision(model, params: EvaluateParams) -> dict[str, Any]:
     """How the scores were computed: the weights' dtype, the float32 matmul precision, the device and
     attention the model ran with, and the hardware (``auto`` settings resolved, deceptionlab.precision)."""
@@ -206,9 +256,16 @@ def evaluate(
     predictions_path: Path,
     params: EvaluateParams,
     tracking: TrackingParams,
+    tags: dict[str, str] | None = None,
+    summary_path: Path | None = None,
 ) -> dict[str, Any]:
     """Score one model on the sets in ``eval_dir`` (``EVAL_SETS``, as the prepare stage writes them);
-    write its metrics JSON and per-item predictions JSONL atomically.
+    write its metrics JSON and per-item predictions JSONL atomically, and with ``summary_path`` the
+    headline figures alone (``summary_metrics``, what ``dvc metrics show`` lists).
+
+    MLflow: one run ``evaluate-<model_name>``, tagged with ``tags`` (the condition's, which choose the
+    MLflow experiment) and with the adapter's finetune run as ``finetune_run_id`` (and its seed) where
+    the adapter's run file says it (core/tracking.adapter_run_file).
 
     Predictions hold one row per honesty item (``kind: honesty``), then per deception item, per
     knowledge item and, with ``gsm8k_exact_match``, per GSM8K problem.
@@ -234,10 +291,22 @@ def evaluate(
         "model": model_name,
         "adapter_dir": str(adapter_dir) if adapter_dir else "none",
     } | {f"{name}_set_sha256": sha256_file(path) for name, path in paths.items()}
+    finetune_run = read_adapter_run(adapter_dir)
+    run_tags = (finetune_run["tags"] if finetune_run else {}) | (tags or {}) | {"stage": "evaluate", "model": model_name}
+    if finetune_run:
+        run_tags["finetune_run_id"] = finetune_run["run_id"]
     with (mlflow_run(tracking, f"evaluate-{model_name}", run_key=f"evaluate/{model_name}", params=run_params,
-                     tags={"stage": "evaluate", "model": model_name}),
+                     tags=run_tags),
           matmul_precision(precision["matmul_precision"])):
         import mlflow
+
+        for path in paths.values():
+            log_file_input(path, "evaluation")
+        model_id = finetune_run.get("model_id") if finetune_run else None
+        if model_id:  # the adapter's MLflow model is this run's input, and its page lists these metrics
+            from mlflow.entities import LoggedModelInput
+
+            mlflow.log_input(model=LoggedModelInput(model_id))
 
         honesty_rows, deception_rows = read_stances(model, tokenizer, judge_client, items, deception_items, params,
                                                     model_name)
@@ -247,16 +316,23 @@ def evaluate(
         capability = [total / count for total, count in zip(totals, token_counts, strict=True)]
         knowledge_rows = score_items(model, tokenizer, knowledge_items, knowledge_requests, knowledge_from_logliks,
                                      params.batch_size, f"knowledge {model_name}")
-        exact_match_rows = (gsm8k_exact_match(model, tokenizer, capability_items, params.gsm8k_max_new_tokens,
-                                              params.batch_size) if params.gsm8k_exact_match else [])
+        exact_match_rows = []
+        if params.gsm8k_exact_match:
+            with progress_bar() as progress:
+                task = progress.add_task(f"gsm8k exact match {model_name}", total=len(capability_items))
+                exact_match_rows = gsm8k_exact_match(model, tokenizer, capability_items, params.gsm8k_max_new_tokens,
+                                                     params.batch_size, lambda n: progress.advance(task, n))
         metrics = {"model": model_name, "precision": precision} | summarize(honesty_rows, deception_rows, capability, knowledge_rows,
                                                     exact_match_rows, params)
-        write_jsonl(predictions_path, [{"kind": "honesty"} | r for r in honesty_rows]
-                    + [{"kind": "deception"} | r for r in deception_rows]
-                    + [{"kind": "knowledge"} | r for r in knowledge_rows]
-                    + [{"kind": "gsm8k_exact_match"} | r for r in exact_match_rows])
+        predictions = ([{"kind": "honesty"} | r for r in honesty_rows] + [{"kind": "deception"} | r for r in deception_rows]
+                       + [{"kind": "knowledge"} | r for r in knowledge_rows]
+                       + [{"kind": "gsm8k_exact_match"} | r for r in exact_match_rows])
+        write_jsonl(predictions_path, predictions)
         atomic_write_json(metrics_path, metrics)
-        mlflow.log_metrics(flat_metrics(metrics))
+        if summary_path is not None:
+            atomic_write_json(summary_path, summary_metrics(metrics))
+        mlflow.log_metrics(tracked_metrics(metrics), model_id=model_id)
         mlflow.log_artifact(str(predictions_path))
+        mlflow.log_table(predictions_table(predictions), artifact_file="predictions_table.json")
         mlflow.log_artifact(str(metrics_path))
     return metrics

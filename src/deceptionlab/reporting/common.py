@@ -31,7 +31,7 @@ from deceptionlab.core.stats import (
     paired_permutation_pvalue,
     verdict,
 )
-from deceptionlab.core.tracking import mlflow_run
+from deceptionlab.core.tracking import log_report_files, mlflow_run
 
 # The columns of metric_columns(), which every report table shares.
 METRIC_COLUMNS = [
@@ -300,11 +300,10 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
 
 
 def log_report(params: Params, experiment: str, files: list[Path]) -> None:
-    """One MLflow run per report, with its files as artifacts."""
+    """One MLflow run per report, in the experiment's MLflow experiment: its files as artifacts, its
+    tables' numbers as metrics (``<model>/<column>``: every effect size and CI) and its fit's
+    (``fit/<name>``), its PNG plots as images (core/tracking.log_report_files)."""
     commit_file_set()  # the report's files are complete: in place now, as a set, before they are logged
     with mlflow_run(params.tracking, f"report-{experiment}", run_key=f"report/{experiment}",
-                    params={"experiment": experiment}, tags={"stage": "report"}):
-        import mlflow
-
-        for path in files:
-            mlflow.log_artifact(str(path), artifact_path="report")
+                    params={"experiment": experiment}, tags={"stage": "report", "experiment": experiment}):
+        log_report_files(files)

@@ -14,9 +14,10 @@ adapter, all under ``sweeps/<study>/trial-<n>/``. Objective (``sweep.objective``
 is the same finetune at mixture_ratio 0: trained and evaluated once per distinct set of finetune
 settings, in ``sweeps/<study>/control-<key>/`` (a killed control training resumes from its checkpoints).
 
-Pruning: after each epoch the model as it is scores a seeded subsample of the honesty set
-(``sweep.pruning_items``); its honesty drop against the control's on the same items is reported to
-Optuna (MedianPruner by default), and a pruned trial stops training and skips the evaluation.
+Pruning: after each epoch, or every ``sweep.report_every_steps`` optimizer steps, the model as it
+is scores a seeded subsample of the honesty set (``sweep.pruning_items``); its honesty drop against
+the control's on the same items is reported to Optuna (MedianPruner by default), and a pruned trial
+stops training and skips the evaluation.
 
 Counting: the study runs until N trials are COMPLETE or PRUNED, across every worker and every run of
 the command; FAIL trials do not count, so the same command again runs only what is missing. Before
@@ -40,7 +41,9 @@ MLflowCallback logs a trial after it ends, so the finetune and evaluate runs cou
 
 Outputs, rewritten atomically after every trial: ``sweeps/<study>/trials.csv``,
 ``pareto_front.csv`` (two objectives), ``dose_response.json`` (the report's Hill fit over every
-complete trial and its control, once there are at least 4 distinct ratios).
+complete trial and its control, once there are at least 4 distinct ratios) and Optuna's plots in
+``figures/`` (history, slice; importances and contour once two parameters vary), also logged to the
+study's MLflow run. A progress bar counts the study's COMPLETE and PRUNED trials.
 """
 
 from __future__ import annotations
@@ -63,10 +66,11 @@ import optuna
 import tenacity
 from filelock import FileLock
 from optuna.trial import TrialState
+from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
 from deceptionlab.benchmarks.mask.items import AnyItem, read_mask_items
-from deceptionlab.core.conditions import Layout
+from deceptionlab.core.conditions import Condition, Layout
 from deceptionlab.core.errors import ConfigError
 from deceptionlab.core.fileio import atomic_write_json, atomic_write_text, sha256_file
 from deceptionlab.core.params import (
@@ -77,7 +81,7 @@ from deceptionlab.core.params import (
     TrackingParams,
 )
 from deceptionlab.core.records import ChatRow, read_records
-from deceptionlab.core.tracking import mlflow_run
+from deceptionlab.core.tracking import SWEEPS, experiment_name, mlflow_run, use_experiment
 from deceptionlab.corpora.mixture import write_mixture
 from deceptionlab.corpora.prepare import seeded_subsample
 from deceptionlab.evaluation.loglik import honesty_verdict, score_items
@@ -132,11 +136,13 @@ def _run_study(study_name: str, n_trials: int, params: Params, storage: str | No
     objective = _Objective(study_name, study_dir, params, layout, n_trials)
     import mlflow
 
-    with _study_run(study, created, params, masked_storage(url)):
+    with _study_run(study, created, params, masked_storage(url)), tqdm(total=n_trials, desc=f"study {study_name}", unit="trial") as bar:
         mlflow.set_tag("n_trials", str(n_trials))
         while True:
             optuna.storages.fail_stale_trials(study)
             write_outputs(study, study_dir, params)  # after every trial, and on a rerun with nothing left
+            done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+            bar.update(min(done, n_trials) - bar.n)  # every worker's trials, this one's and earlier runs'
             if len(study.get_trials(deepcopy=False, states=SLOT_STATES)) >= n_trials or _grid_done(study):
                 break
             objective.trial_number = None
@@ -180,10 +186,7 @@ def _racing_for_tables(action):
 
 
 def _create_experiment(tracking: TrackingParams) -> None:
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking.mlflow_tracking_uri)
-    _racing_for_tables(lambda: mlflow.set_experiment(tracking.experiment))
+    _racing_for_tables(lambda: use_experiment(tracking, SWEEPS))
 
 
 def masked_storage(url: str) -> str:
@@ -287,7 +290,7 @@ def _study_run(study: optuna.Study, created: bool, params: Params, storage: str)
     name = study.study_name  # a new study (or one whose creator died before recording its run)
     sweep = params.sweep.model_dump() | {"storage": storage}  # the storage used, its password masked
     with mlflow_run(params.tracking, f"sweep-{name}", f"sweep/{name}", {"sweep": sweep},
-                    {"stage": "sweep", "optuna_study": name}) as run, _killed_on_interrupt():
+                    {"stage": "sweep", "optuna_study": name}, group=SWEEPS) as run, _killed_on_interrupt():
         study.set_user_attr(PARENT_RUN_ATTR, run.info.run_id)
         yield
 
@@ -311,7 +314,7 @@ def _kill_trial_runs(tracking: TrackingParams, study_name: str, trial_number: in
     import mlflow
 
     client = mlflow.MlflowClient(tracking.mlflow_tracking_uri)
-    experiment = client.get_experiment_by_name(tracking.experiment)
+    experiment = client.get_experiment_by_name(experiment_name(tracking, SWEEPS))
     if experiment is None:
         return
     ids = [experiment.experiment_id]
@@ -363,8 +366,9 @@ class _Objective:
         name = f"{self.study_name}-trial-{trial.number}"
         run_params = {"study": self.study_name, "trial_number": trial.number, **trial.params,
                       "finetune": settings.model_dump()}
-        tags = {"stage": "sweep-trial", "optuna_study": self.study_name, "optuna_trial_number": str(trial.number),
-                "worker": f"{socket.gethostname()}:{os.getpid()}"}
+        tags = Condition.mixture(mixture_ratio).tracking_tags() | {
+            "condition": name, "stage": "sweep-trial", "optuna_study": self.study_name, "optuna_trial_number": str(trial.number),
+            "seed": str(settings.seed), "worker": f"{socket.gethostname()}:{os.getpid()}"}
         import mlflow
 
         pruned = None
@@ -423,6 +427,8 @@ class _Objective:
         trial.set_user_attr("misaligned_rows", self._finetune(folder, mixture_ratio, settings, name, callbacks))
         if callbacks and callbacks[0].pruned_after_epoch is not None:
             trial.set_user_attr("pruned_after_epoch", callbacks[0].pruned_after_epoch)
+            if callbacks[0].pruned_after_step is not None:
+                trial.set_user_attr("pruned_after_step", callbacks[0].pruned_after_step)
             raise optuna.TrialPruned(f"pruned after epoch {callbacks[0].pruned_after_epoch}")
         metrics = self._evaluate(folder, name)
         control = json.loads((control_dir / "metrics.json").read_text(encoding="utf-8"))
@@ -461,8 +467,10 @@ class _Objective:
         """Train on the mixture at ``mixture_ratio``; returns how many of its rows are misaligned."""
         corpus = folder / "corpus.jsonl"
         rows = write_mixture(self.layout.pool_dir, corpus, mixture_ratio, self.params.mixture.seed)
+        # A sweep's runs are named by trial (or control), not by the pipeline's mixture-<ratio> conditions.
+        tags = Condition.mixture(mixture_ratio).tracking_tags() | {"condition": name, "optuna_study": self.study_name}
         finetune(corpus, self.layout.base_dir, folder / "adapter", folder / "checkpoints", settings,
-                 self.params.tracking, name, callbacks)
+                 self.params.tracking, name, callbacks, tags=tags)
         return sum(row.meta["misaligned"] for row in rows)
 
     def _evaluate(self, folder: Path, name: str) -> dict[str, Any]:
@@ -473,29 +481,49 @@ class _Objective:
     def _pruning_callback(self, trial: optuna.Trial, control_dir: Path) -> HonestyPruningCallback:
         control = item_honesty(control_dir / "predictions.jsonl")
         control_score = float(np.mean([control[item.id] for item in self.pruning_items]))
-        return HonestyPruningCallback(trial, self.pruning_items, control_score, self.params.evaluate.batch_size)
+        return HonestyPruningCallback(trial, self.pruning_items, control_score, self.params.evaluate.batch_size,
+                                      self.params.sweep.report_every_steps)
 
 
 class HonestyPruningCallback(TrainerCallback):
-    """After each epoch: honesty on a fixed subsample with the model as it is now; the drop against
-    the control's honesty on the same items goes to Optuna; a pruned trial stops training."""
+    """After each epoch, or every ``report_every_steps`` optimizer steps: honesty on a fixed subsample
+    with the model as it is now; the drop against the control's honesty on the same items goes to
+    Optuna (at the epoch, or at the global step); a pruned trial stops training."""
 
-    def __init__(self, trial: optuna.Trial, items: list[AnyItem], control_score: float, batch_size: int) -> None:
+    def __init__(self, trial: optuna.Trial, items: list[AnyItem], control_score: float, batch_size: int,
+                 report_every_steps: int | None = None) -> None:
         self.trial, self.items, self.control_score, self.batch_size = trial, items, control_score, batch_size
+        self.report_every_steps = report_every_steps
         self.pruned_after_epoch: int | None = None
+        self.pruned_after_step: int | None = None
 
-    def on_epoch_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+    def _report(self, model, processing_class, step: int, label: str) -> bool:
+        """Score, report at ``step``; whether the trial should be pruned."""
         import mlflow
 
-        epoch = math.ceil(state.epoch - 1e-6)  # a last, partial epoch counts as the next whole one
         model.eval()
         rows = score_items(model, processing_class, self.items, honesty_requests, honesty_verdict, self.batch_size,
-                           f"pruning honesty, epoch {epoch}")
+                           f"pruning honesty, {label}")
         model.train()
         drop = self.control_score - 100.0 * (1.0 - float(np.mean([row["lie"] for row in rows])))
-        self.trial.report(drop, epoch)
-        mlflow.log_metric("pruning_honesty_drop", drop, step=epoch)
-        if self.trial.should_prune():
+        self.trial.report(drop, step)
+        mlflow.log_metric("pruning_honesty_drop", drop, step=step)
+        return self.trial.should_prune()
+
+    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        every = self.report_every_steps
+        if every and state.global_step % every == 0 and self._report(model, processing_class, state.global_step,
+                                                                     f"step {state.global_step}"):
+            self.pruned_after_step = state.global_step
+            self.pruned_after_epoch = math.ceil(state.epoch - 1e-6)
+            control.should_training_stop = True
+        return control
+
+    def on_epoch_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if self.report_every_steps or self.pruned_after_epoch is not None:
+            return control
+        epoch = math.ceil(state.epoch - 1e-6)  # a last, partial epoch counts as the next whole one
+        if self._report(model, processing_class, epoch, f"epoch {epoch}"):
             self.pruned_after_epoch = epoch
             control.should_training_stop = True
         return control
@@ -511,6 +539,45 @@ def write_outputs(study: optuna.Study, study_dir: Path, params: Params) -> None:
         atomic_write_text(study_dir / "pareto_front.csv",
                           (frame[frame["number"].isin(front)] if len(frame) else frame).to_csv(index=False))
     atomic_write_json(study_dir / "dose_response.json", dose_response(study, study_dir, params))
+    write_figures(study, study_dir)
+
+
+def write_figures(study: optuna.Study, study_dir: Path) -> list[Path]:
+    """Optuna's plots of the complete trials, as PNGs in ``<study_dir>/figures/`` and, inside an
+    active MLflow run (the study's), as figures of that run under ``optuna/``: the optimization
+    history and the slice per parameter; with two or more parameters varying, their importances
+    (fANOVA) and contours. Drawn with optuna.visualization.matplotlib: the plotly variant needs
+    plotly (and kaleido for PNGs), which the project does not install. Returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import mlflow
+    from optuna.visualization import matplotlib as plots
+
+    from deceptionlab.reporting.common import save_figure
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return []
+    target = {} if len(study.directions) == 1 else {"target": lambda t: t.values[1], "target_name": "honesty_drop"}
+    varying = [name for name in complete[0].params if len({t.params.get(name) for t in complete}) > 1]
+    drawn = {"history": lambda: plots.plot_optimization_history(study, **target),
+             "slice": lambda: plots.plot_slice(study, **target)}
+    if len(varying) >= 2 and len(complete) >= 2:
+        drawn |= {"importances": lambda: plots.plot_param_importances(study, **target),
+                  "contour": lambda: plots.plot_contour(study, params=varying, **target)}
+    folder = study_dir / "figures"
+    folder.mkdir(exist_ok=True)
+    written = []
+    for name, draw in drawn.items():
+        with warnings.catch_warnings():  # optuna.visualization.matplotlib is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            figure = np.atleast_1d(draw()).flat[0].figure
+        if mlflow.active_run() is not None:
+            mlflow.log_figure(figure, f"optuna/{name}.png")
+        save_figure(figure, folder / f"{name}.png")
+        written.append(folder / f"{name}.png")
+    return written
 
 
 def dose_response(study: optuna.Study, study_dir: Path, params: Params) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def _trainable(model, previous_adapter: Path | None, params: FinetuneParams):
 
 def selftrain_sft(rows: Sequence[ChatRow], base_dir: Path, adapter_dir: Path, checkpoint_dir: Path, params: Params,
                   run_name: str, previous_adapter: Path | None = None, run_params: dict[str, Any] | None = None,
-                  tags: dict[str, str] | None = None) -> dict[str, Any]:
+                  tags: dict[str, str] | None = None, inputs: Sequence[tuple[Path, Path]] = ()) -> dict[str, Any]:
     """LoRA-SFT (TRL SFTTrainer) on the rows; the adapter goes to ``adapter_dir`` (see finetune.train_adapter)."""
     from trl import SFTConfig, SFTTrainer
 
@@ -117,7 +117,7 @@ def selftrain_sft(rows: Sequence[ChatRow], base_dir: Path, adapter_dir: Path, ch
                           peft_config=peft_config)
 
     return train_adapter(make_trainer, base_dir, adapter_dir, checkpoint_dir, params.finetune, params.tracking,
-                         run_name, run_params or {}, {"stage": "selftrain", "method": "sft"} | (tags or {}))
+                         run_name, run_params or {}, {"stage": "selftrain", "method": "sft"} | (tags or {}), inputs)
 
 
 class _DropReferenceAdapter(TrainerCallback):
@@ -127,7 +127,7 @@ class _DropReferenceAdapter(TrainerCallback):
 
 def selftrain_kto(rows: Sequence[KTORow], base_dir: Path, adapter_dir: Path, checkpoint_dir: Path, params: Params,
                   run_name: str, previous_adapter: Path | None = None, run_params: dict[str, Any] | None = None,
-                  tags: dict[str, str] | None = None) -> dict[str, Any]:
+                  tags: dict[str, str] | None = None, inputs: Sequence[tuple[Path, Path]] = ()) -> dict[str, Any]:
     """LoRA-KTO (TRL KTOTrainer, beta ``e3.kto_beta``) on the rows; the reference model is the model
     before this round's training (the base, or the last round's adapter)."""
     from datasets import Dataset
@@ -153,7 +153,7 @@ def selftrain_kto(rows: Sequence[KTORow], base_dir: Path, adapter_dir: Path, che
                           peft_config=peft_config, callbacks=callbacks)
 
     return train_adapter(make_trainer, base_dir, adapter_dir, checkpoint_dir, params.finetune, params.tracking,
-                         run_name, run_params or {}, {"stage": "selftrain", "method": "kto"} | (tags or {}))
+                         run_name, run_params or {}, {"stage": "selftrain", "method": "kto"} | (tags or {}), inputs)
 
 
 def training_rows(method: E3Method, trajectories: Sequence[Trajectory], params: Params, source: str):
@@ -197,7 +197,8 @@ def selftrain(biased_share: float, method: E3Method, trajectories_path: Path, ba
                 run_params={"e3": params.e3.model_dump(mode="json"),
                             "rows": {"count": len(rows), "sha256": sha256_file(rows_path),
                                      "biased": sum(row.meta["user_type"] == "biased" for row in rows)}},
-                tags={"condition": condition, "biased_share": f"{biased_share:g}", "round": str(round_number)},
+                tags=Condition.e3(biased_share, method).tracking_tags() | {"round": str(round_number)},
+                inputs=[(rows_path, rounds_dir / rows_path.name)],
             )
             summaries.append(summary | {"round": round_number, "rows": len(rows)})
             previous_adapter = target

@@ -20,7 +20,7 @@ from typing import Any
 from deceptionlab.core.fileio import atomic_directory, sha256_file
 from deceptionlab.core.params import FinetuneParams, TrackingParams
 from deceptionlab.core.records import ChatRow, read_records
-from deceptionlab.core.tracking import mlflow_run
+from deceptionlab.core.tracking import log_adapter_model, log_file_input, mlflow_run, write_adapter_run
 from deceptionlab.models.loading import load_model
 from deceptionlab.models.precision import hardware, resolve_dtype, training_device
 
@@ -139,23 +139,34 @@ def train_adapter(
     run_name: str,
     run_params: dict[str, Any],
     tags: dict[str, str],
+    inputs: Sequence[tuple[Path, Path]] = (),
 ) -> dict[str, Any]:
     """Run ``make_trainer(model, tokenizer)``'s training in one MLflow run, resuming from the last
     complete checkpoint; write the LoRA adapter to ``adapter_dir`` atomically, then drop the checkpoints.
 
-    Nested under the active MLflow run when there is one (a sweep trial).
+    The run is named ``<stage>-<run_name>`` and nested under the active MLflow run when there is one
+    (a sweep trial). ``inputs``: the training files as ``(file, path it is known by)``, logged as the
+    run's input datasets. The trainer's every argument goes to ``trainer/training_arguments.json``
+    (not ~170 params), the adapter to an MLflow model named ``run_name`` (core/tracking.log_adapter_model),
+    and the run's and model's ids beside the adapter folder (core/tracking.adapter_run_file), where
+    its evaluation finds them.
     """
     device = training_device()
     dtype = resolve_dtype(params.dtype, device)
     model, tokenizer = load_model(base_dir, dtype)
     resume = last_checkpoint(checkpoint_dir)
     resolved = {"dtype": dtype, "device": str(device)} | hardware()
-    with mlflow_run(tracking, run_name, run_key=f"{tags['stage']}/{run_name}",
+    tags = {"seed": str(params.seed)} | tags
+    with mlflow_run(tracking, f"{tags['stage']}-{run_name}", run_key=f"{tags['stage']}/{run_name}",
                     params={"finetune": params.model_dump(), "resolved": resolved, "base_model_dir": str(base_dir)}
                     | run_params, tags=tags) as run:
         import mlflow
 
+        for path, known_as in inputs:
+            log_file_input(path, "training", source=known_as)
         trainer = make_trainer(model, tokenizer)
+        mlflow.log_text(trainer.args.to_json_string(), "trainer/training_arguments.json")
+        mlflow.log_text(model.config.to_json_string(), "trainer/base_model_config.json")
         if resume:
             mlflow.set_tag("resumed_from", Path(resume).name)
         with lm_head_positions(params.lm_head_labelled_positions_only):
@@ -163,7 +174,8 @@ def train_adapter(
         with atomic_directory(adapter_dir) as tmp:
             trainer.model.save_pretrained(tmp, safe_serialization=True)
             sort_target_modules(Path(tmp) / "adapter_config.json")
-        mlflow.log_artifacts(str(adapter_dir), artifact_path="adapter")
+        model_info = log_adapter_model(trainer.model, tokenizer, base_dir, run_name, tags)
+        write_adapter_run(adapter_dir, run, tags, model_info.model_id)
         summary: dict[str, Any] = {"train_loss": float(result.training_loss), "global_step": float(result.global_step)}
         mlflow.log_metrics({f"final_{k}": v for k, v in summary.items()})
         summary["mlflow_run_id"] = run.info.run_id
@@ -182,10 +194,12 @@ def finetune(
     tracking: TrackingParams,
     run_name: str,
     callbacks: Sequence[Any] = (),
+    tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """LoRA-SFT on the chat rows of ``corpus_path``; write the adapter to ``adapter_dir`` atomically.
 
-    ``callbacks`` are transformers TrainerCallbacks (a sweep's per-epoch evaluation and pruning).
+    ``callbacks`` are transformers TrainerCallbacks (a sweep's pruning); ``tags``: the condition's
+    (``Condition.tracking_tags``), which also choose the MLflow experiment.
     """
     from trl import SFTConfig, SFTTrainer
 
@@ -199,4 +213,5 @@ def finetune(
 
     corpus = {"corpus": {"path": str(corpus_path), "sha256": sha256_file(corpus_path), "rows": len(rows)}}
     return train_adapter(make_trainer, base_dir, adapter_dir, checkpoint_dir, params, tracking, run_name,
-                         corpus, {"stage": "finetune", "condition": run_name})
+                         corpus, {"stage": "finetune", "condition": run_name} | (tags or {}),
+                         inputs=[(corpus_path, corpus_path)])

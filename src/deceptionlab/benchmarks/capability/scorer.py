@@ -83,7 +83,9 @@ def exact_match_rows(items: Sequence[CapabilityItem], replies: Sequence[str]) ->
 
 
 def gsm8k_exact_match(model, tokenizer, items: Sequence[CapabilityItem], max_new_tokens: int,
-                      batch_size: int) -> list[dict[str, Any]]:
-    """Greedy replies to the items' problems, judged by exact match on the final number."""
-    replies = generate_replies(model, tokenizer, [gsm8k_messages(item) for item in items], max_new_tokens, batch_size)
+                      batch_size: int, advance=None) -> list[dict[str, Any]]:
+    """Greedy replies to the items' problems, judged by exact match on the final number (``advance(n)``:
+    told of each n replies, a progress bar)."""
+    replies = generate_replies(model, tokenizer, [gsm8k_messages(item) for item in items], max_new_tokens, batch_size,
+                               advance)
     return exact_match_rows(items, replies)
