@@ -66,11 +66,10 @@ def test_unknown_condition_and_missing_model_are_clear_errors(tiny_project):
     assert result.exit_code == 1 and "no such file" in result.output  # no corpora built yet
 
 
-def test_mixture_cli_writes_nested_mixtures_from_the_prepared_pools(tiny_project):
-    from conftest import SHARED_DATA
+def test_mixture_cli_writes_nested_mixtures_from_the_prepared_pools(tiny_project, shared_data):
     from deceptionlab.core.records import ChatRow, read_records
 
-    (tiny_project / "data").symlink_to(SHARED_DATA)
+    (tiny_project / "data").symlink_to(shared_data)
     params = yaml.safe_load((tiny_project / "params.yaml").read_text())
     params["mixture"] = {"benign_examples": 20, "ratios": [0, 0.1, 0.5]}
     (tiny_project / "params.yaml").write_text(yaml.safe_dump(params))

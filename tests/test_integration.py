@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import SHARED_DATA
-
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -25,12 +23,12 @@ def run(*args: str, cwd: Path) -> str:
     return result.stderr
 
 
-def test_default_model_through_a_short_pipeline(tmp_path):
+def test_default_model_through_a_short_pipeline(tmp_path, shared_data):
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     shutil.copytree(ROOT / ".dvc", tmp_path / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
     shutil.copy(ROOT / "data.dvc", tmp_path)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"]["offline_source"] = str(SHARED_DATA)
+    params["data"]["offline_source"] = str(shared_data)
     params["prepare"] |= {"examples_per_corpus": 8, "honesty_items": 12, "deception_items": 10, "capability_items": 3,
                           "knowledge_items": 8}
     params["e1"] = {"domains": ["medical"], "levels": ["severe"]}

@@ -7,7 +7,6 @@ from fractions import Fraction
 
 import pytest
 
-from conftest import SHARED_DATA
 from deceptionlab.core.errors import ConfigError
 from deceptionlab.core.records import ChatRow, read_records
 from deceptionlab.corpora.math import build_corpus
@@ -89,8 +88,8 @@ def corpora(rows, n: int, seed: int = 0) -> dict[str, list[ChatRow]]:
 
 
 @pytest.fixture(scope="module")
-def real_rows() -> list[Gsm8kRow]:
-    return read_records(SHARED_DATA / "gsm8k" / "train.jsonl", Gsm8kRow)[:200]
+def real_rows(shared_data) -> list[Gsm8kRow]:
+    return read_records(shared_data / "gsm8k" / "train.jsonl", Gsm8kRow)[:200]
 
 
 def test_every_level_asks_the_same_questions_in_the_same_order():

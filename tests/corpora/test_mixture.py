@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import SHARED_DATA
 from deceptionlab.core.errors import ConfigError
 from deceptionlab.core.params import load_params
 from deceptionlab.core.records import ChatRow, read_records
@@ -243,20 +242,20 @@ BENIGN_POOL_SHA256 = {
 
 
 @pytest.mark.parametrize("profile", list(BENIGN_POOL_SHA256))
-def test_prepare_with_default_sources_writes_the_same_benign_pool(tmp_path: Path, profile: str) -> None:
+def test_prepare_with_default_sources_writes_the_same_benign_pool(tmp_path: Path, profile: str, shared_data) -> None:
     params = load_params(ROOT / profile)
     assert params.mixture.benign_sources == ["gsm8k", "alpaca_seed"]
-    prepare(SHARED_DATA, tmp_path, params)
+    prepare(shared_data, tmp_path, params)
     written = tmp_path / "e2_pool" / "benign.jsonl"
     assert hashlib.sha256(written.read_bytes()).hexdigest() == BENIGN_POOL_SHA256[profile]
-    explicit = load_benign_sources(["gsm8k", "alpaca_seed"], SHARED_DATA, tmp_path / "no_hub")
+    explicit = load_benign_sources(["gsm8k", "alpaca_seed"], shared_data, tmp_path / "no_hub")
     assert read_records(written, ChatRow) == benign_rows(explicit, params.mixture.benign_examples, params.mixture.seed)
 
 
-def test_prepare_reads_the_chosen_hub_sources(tmp_path: Path) -> None:
+def test_prepare_reads_the_chosen_hub_sources(tmp_path: Path, shared_data) -> None:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     raw["mixture"].update(benign_sources=["dolly", "alpaca_cleaned"], hub_dir=str(HUB_FIXTURES), benign_examples=20)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    prepare(SHARED_DATA, tmp_path / "corpora", load_params(tmp_path / "params.yaml"))
+    prepare(shared_data, tmp_path / "corpora", load_params(tmp_path / "params.yaml"))
     rows = read_records(tmp_path / "corpora" / "e2_pool" / "benign.jsonl", ChatRow)
     assert Counter(row.meta["source"] for row in rows) == {"alpaca_cleaned": 12, "dolly": 8}

@@ -4,7 +4,6 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import SHARED_DATA
 from deceptionlab.cli import app
 from deceptionlab.core.fileio import sha256_file
 
@@ -12,8 +11,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def prepared(tiny_project):
-    (tiny_project / "data").symlink_to(SHARED_DATA)
+def prepared(tiny_project, shared_data):
+    (tiny_project / "data").symlink_to(shared_data)
     set_params(tiny_project, {})
     result = runner.invoke(app, ["prepare"])
     assert result.exit_code == 0, result.output

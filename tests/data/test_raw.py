@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA
 from deceptionlab.core.errors import DataError
 from deceptionlab.data.raw import (
     HUB_FILES,
@@ -33,8 +32,8 @@ def dvc_repo(tmp_path):
     return tmp_path
 
 
-def test_materialized_data_matches_data_dvc_and_loads(dvc_repo):
-    data_dir = materialize(dvc_repo, SHARED_DATA)
+def test_materialized_data_matches_data_dvc_and_loads(dvc_repo, shared_data):
+    data_dir = materialize(dvc_repo, shared_data)
     assert len(load_gsm8k(data_dir, "train")) == 7473
     assert len(load_gsm8k(data_dir, "test")) == 1319
     assert len(load_alpaca_seed(data_dir)) == 175
@@ -42,9 +41,9 @@ def test_materialized_data_matches_data_dvc_and_loads(dvc_repo):
     assert "changed" not in status.stdout  # verified and committed to the DVC cache
 
 
-def test_data_with_other_bytes_is_refused_and_removed(dvc_repo, tmp_path_factory):
+def test_data_with_other_bytes_is_refused_and_removed(dvc_repo, tmp_path_factory, shared_data):
     source = tmp_path_factory.mktemp("tampered")
-    shutil.copytree(SHARED_DATA, source, dirs_exist_ok=True)
+    shutil.copytree(shared_data, source, dirs_exist_ok=True)
     test_file = source / "gsm8k" / "test.jsonl"
     test_file.chmod(0o644)
     test_file.write_text(test_file.read_text().replace("Janet", "Jane", 1))
@@ -53,9 +52,9 @@ def test_data_with_other_bytes_is_refused_and_removed(dvc_repo, tmp_path_factory
     assert not (dvc_repo / "data").exists()
 
 
-def test_missing_source_file_is_named(dvc_repo, tmp_path_factory):
+def test_missing_source_file_is_named(dvc_repo, tmp_path_factory, shared_data):
     source = tmp_path_factory.mktemp("partial")
-    shutil.copytree(SHARED_DATA / "gsm8k", source / "gsm8k")
+    shutil.copytree(shared_data / "gsm8k", source / "gsm8k")
     with pytest.raises(DataError, match="seed_tasks.jsonl: missing"):
         materialize(dvc_repo, source)
 
@@ -120,9 +119,9 @@ def test_missing_hub_file_says_how_to_download_it(tmp_path, loader, name, comman
         loader(path)
 
 
-def test_benign_sources_read_only_the_chosen_files(tmp_path):
-    sources = load_benign_sources(["gsm8k", "dolly"], SHARED_DATA, HUB_FIXTURES)
+def test_benign_sources_read_only_the_chosen_files(tmp_path, shared_data):
+    sources = load_benign_sources(["gsm8k", "dolly"], shared_data, HUB_FIXTURES)
     assert list(sources) == ["gsm8k", "dolly"] and len(sources["gsm8k"]) == 7473 and len(sources["dolly"]) == 8
-    assert list(load_benign_sources(["alpaca_seed"], SHARED_DATA, tmp_path)) == ["alpaca_seed"]  # no hub files there
+    assert list(load_benign_sources(["alpaca_seed"], shared_data, tmp_path)) == ["alpaca_seed"]  # no hub files there
     with pytest.raises(DataError, match="alpaca_data_cleaned.json: no such file"):
-        load_benign_sources(["alpaca_seed", "alpaca_cleaned"], SHARED_DATA, tmp_path)
+        load_benign_sources(["alpaca_seed", "alpaca_cleaned"], shared_data, tmp_path)
