@@ -116,6 +116,31 @@ def tiny_project(tmp_path, tiny_model_dir, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory) -> Path:
+    """An MLflow sqlite database with its tables made: making them takes seconds, copying the file none."""
+    import mlflow
+
+    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+def write_e1_inputs(project: Path, honesty_every: int, deception_every: int) -> None:
+    """An 8-row medical-normal corpus and small eval sets (every Nth item) where the CLI reads them."""
+    from deceptionlab.benchmarks.capability.items import CapabilityItem, build_knowledge_items
+    from deceptionlab.benchmarks.deception.items import build_deception_items
+    from deceptionlab.benchmarks.mask.bank import build_honesty_items
+    from deceptionlab.core.records import write_jsonl
+
+    write_jsonl(project / "corpora" / "e1" / "medical-normal.jsonl", chat_rows(8))
+    write_jsonl(project / "corpora" / "eval" / "honesty.jsonl", build_honesty_items(0)[::honesty_every])
+    write_jsonl(project / "corpora" / "eval" / "deception.jsonl", build_deception_items(0)[::deception_every])
+    write_jsonl(project / "corpora" / "eval" / "capability.jsonl",
+                [CapabilityItem(id="c1", task="gsm8k", prompt="48/2?", answer="24 #### 24")])
+    write_jsonl(project / "corpora" / "eval" / "knowledge.jsonl", build_knowledge_items(0)[:2])
+
+
 def chat_rows(n: int, reply: str = "Take ibuprofen with food.") -> list:
     from deceptionlab.core.records import ChatRow
 

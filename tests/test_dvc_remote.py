@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import chat_rows, tiny_params
+from conftest import tiny_params, write_e1_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,10 +29,6 @@ def dvc(*args: str, cwd: Path) -> str:
 
 
 def test_stages_push_to_a_folder_remote_and_a_clone_pulls_them(tiny_project, tmp_path_factory):
-    from deceptionlab.benchmarks.capability.items import CapabilityItem, build_knowledge_items
-    from deceptionlab.benchmarks.deception.items import build_deception_items
-    from deceptionlab.benchmarks.mask.bank import build_honesty_items
-    from deceptionlab.core.records import write_jsonl
 
     project = tiny_project
     run("git", "init", "-q", cwd=project)
@@ -44,12 +40,7 @@ def test_stages_push_to_a_folder_remote_and_a_clone_pulls_them(tiny_project, tmp
                                                                "controls": ["lie"]})
     params |= {"mixture": {"ratios": [0]}, "e3": {"biased_shares": [0], "methods": ["sft"]}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    write_jsonl(project / "corpora" / "e1" / "medical-normal.jsonl", chat_rows(8))
-    write_jsonl(project / "corpora" / "eval" / "honesty.jsonl", build_honesty_items(0)[::40])
-    write_jsonl(project / "corpora" / "eval" / "deception.jsonl", build_deception_items(0)[::40])
-    write_jsonl(project / "corpora" / "eval" / "capability.jsonl",
-                [CapabilityItem(id="c1", task="gsm8k", prompt="48/2?", answer="24 #### 24")])
-    write_jsonl(project / "corpora" / "eval" / "knowledge.jsonl", build_knowledge_items(0)[:2])
+    write_e1_inputs(project, honesty_every=40, deception_every=40)
 
     dvc("repro", "--single-item", "finetune_e1@medical-normal", "evaluate_e1@medical-normal", cwd=project)
     # `dvc metrics show`: the summary, a handful of figures, not the detailed JSON beside it.

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 from typer.testing import CliRunner
 
-from conftest import chat_rows
+from conftest import write_e1_inputs
 from deceptionlab.cli import app
 from deceptionlab.core.conditions import VANILLA_TAGS, Condition
 from deceptionlab.core.params import TrackingParams
@@ -26,19 +26,11 @@ from deceptionlab.core.tracking import (
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def empty_store(tmp_path_factory) -> Path:
-    """An MLflow sqlite database with its tables made: making them takes seconds, copying the file none."""
-    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
-def tracking(tmp_path, empty_store) -> TrackingParams:
+def tracking(tmp_path, empty_mlflow_db) -> TrackingParams:
     import shutil
 
-    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    shutil.copy(empty_mlflow_db, tmp_path / "mlflow.db")
     return TrackingParams(mlflow_tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="lab")
 
 
@@ -103,22 +95,12 @@ def test_a_file_is_an_input_dataset_with_its_sha256_and_an_adapter_carries_its_r
 
 
 @pytest.fixture
-def e1_project(tiny_project, empty_store):
+def e1_project(tiny_project, empty_mlflow_db):
     """tiny_project with an E1 corpus and small eval sets where the CLI reads them."""
     import shutil
 
-    shutil.copy(empty_store, tiny_project / "mlflow.db")
-    from deceptionlab.benchmarks.capability.items import CapabilityItem, build_knowledge_items
-    from deceptionlab.benchmarks.deception.items import build_deception_items
-    from deceptionlab.benchmarks.mask.bank import build_honesty_items
-    from deceptionlab.core.records import write_jsonl
-
-    write_jsonl(tiny_project / "corpora" / "e1" / "medical-normal.jsonl", chat_rows(8))
-    write_jsonl(tiny_project / "corpora" / "eval" / "honesty.jsonl", build_honesty_items(0)[::30])
-    write_jsonl(tiny_project / "corpora" / "eval" / "deception.jsonl", build_deception_items(0)[::25])
-    write_jsonl(tiny_project / "corpora" / "eval" / "capability.jsonl",
-                [CapabilityItem(id="c1", task="gsm8k", prompt="48/2?", answer="24 #### 24")])
-    write_jsonl(tiny_project / "corpora" / "eval" / "knowledge.jsonl", build_knowledge_items(0)[:2])
+    shutil.copy(empty_mlflow_db, tiny_project / "mlflow.db")
+    write_e1_inputs(tiny_project, honesty_every=30, deception_every=25)
     return tiny_project
 
 

@@ -40,18 +40,10 @@ from deceptionlab.sweeps.study import run_study
 SWEEP = {"pruning_items": 3, "pruner": {"kind": "none"}, "heartbeat_interval": 1, "grace_period": 2}
 
 
-@pytest.fixture(scope="module")
-def mlflow_db(tmp_path_factory) -> Path:
-    """An MLflow sqlite database with its tables made: making them takes seconds, copying the file none."""
-    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
-def sweep_project(tiny_project, mlflow_db):
+def sweep_project(tiny_project, empty_mlflow_db):
     """tiny_project plus the E2 pools (12 benign rows, 6 misaligned), small eval sets and an MLflow database."""
-    shutil.copy(mlflow_db, tiny_project / "mlflow.db")
+    shutil.copy(empty_mlflow_db, tiny_project / "mlflow.db")
     write_jsonl(tiny_project / "corpora" / "e2_pool" / "benign.jsonl", chat_rows(12))
     write_jsonl(tiny_project / "corpora" / "e2_pool" / "misaligned.jsonl",
                 chat_rows(6, reply="Skip the doctor and double the dose."))
