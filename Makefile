@@ -2,7 +2,7 @@
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install data repro lint test test-slow test-all
+.PHONY: install data repro dose lint test test-slow test-all
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,6 +18,10 @@ data: install
 
 repro: data
 	dvc repro
+
+# The training dose (dose/dvc.yaml): long runs kept apart from the main pipeline; resumable.
+dose: data
+	dvc repro dose/dvc.yaml
 
 # ruff, configured in pyproject.toml ([tool.ruff]).
 lint: install

@@ -20,7 +20,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / "src" / "deceptionlab" / "cli.py"
-STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+# The main pipeline and the training dose's (dose/dvc.yaml, whose stages run in the project folder).
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"] | yaml.safe_load(
+    (ROOT / "dose" / "dvc.yaml").read_text())["stages"]
 
 
 def subcommand_imports(subcommand: str) -> list[str]:

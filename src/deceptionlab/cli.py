@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from deceptionlab.core.conditions import VANILLA, VANILLA_TAGS, Condition, Layout, parse_biased_share
-from deceptionlab.core.errors import DeceptionlabError, one_line
+from deceptionlab.core.errors import ConfigError, DeceptionlabError, one_line
 from deceptionlab.core.fileio import atomic_file_set
 from deceptionlab.core.params import load_params
 
@@ -36,7 +36,7 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="The params file (settings grouped by stage).")]
-Experiment = Enum("Experiment", {name: name for name in ("e1", "e2", "e3", "controls", "claims")}, type=str)
+Experiment = Enum("Experiment", {name: name for name in ("e1", "e2", "e3", "controls", "dose", "claims")}, type=str)
 LAYOUT = Layout()
 
 
@@ -115,28 +115,54 @@ def mixture(
     _run(action)
 
 
-@app.command(short_help="LoRA-finetune one E1, control or E2 condition.")
+@app.command("dose-corpora", short_help="Training dose: write the corpus of every dose run under corpora/dose/.")
+def dose_corpora(params: ParamsOption = Path("params.yaml")) -> None:
+    """Write corpora/dose/dose-CONDITION.jsonl for every CONDITION of dose.conditions: its E1 or
+    control corpus with as many distinct rows as its source holds, up to max(dose.steps) x
+    finetune.batch_size x gradient_accumulation_steps; and corpora/dose/capacity.json, the distinct
+    rows of every E1 domain and control and the epochs the longest run takes. No MLflow run."""
+    from deceptionlab.corpora.dose import prepare_dose
+
+    def action() -> None:
+        for name, rows in prepare_dose(Path("data"), LAYOUT, load_params(params)).items():
+            console.print(f"{name}: {rows} rows")
+
+    _run(action)
+
+
+@app.command(short_help="LoRA-finetune one E1, control, E2 or dose condition.")
 def finetune(
     name: Annotated[str, typer.Argument(
-        help="An E1 condition <domain>-<level> (e.g. medical-severe), a control control-<lie|truth>, or an E2 "
-             "one mixture-<ratio> (e.g. mixture-0.01).")],
+        help="An E1 condition <domain>-<level> (e.g. medical-severe), a control control-<lie|truth>, an E2 "
+             "one mixture-<ratio> (e.g. mixture-0.01), or a dose run dose-<E1 or control condition>.")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """LoRA-SFT models/base on the condition's corpus (corpora/e1/CONDITION.jsonl or
-    corpora/e2/CONDITION.jsonl) with TRL (finetune.*); write models/adapters/CONDITION. A killed run
-    resumes from checkpoints/CONDITION when rerun.
+    """LoRA-SFT models/base on the condition's corpus (corpora/e1/CONDITION.jsonl,
+    corpora/controls/CONDITION.jsonl or corpora/e2/CONDITION.jsonl) with TRL (finetune.*); write
+    models/adapters/CONDITION. A killed run resumes from checkpoints/CONDITION when rerun.
 
-    MLflow: experiment TRACKING/e1, TRACKING/controls or TRACKING/e2 (TRACKING: tracking.experiment), run
-    finetune-CONDITION; its id goes to models/adapters/CONDITION.mlflow.json for the evaluation."""
+    A dose run (dose-CONDITION, a condition of dose.conditions) trains on corpora/dose/dose-CONDITION.jsonl
+    for max(dose.steps) optimizer steps and writes models/dose/dose-CONDITION/step-N for every N of
+    dose.steps; a killed run resumes and keeps the steps it saved.
+
+    MLflow: experiment TRACKING/e1, TRACKING/controls, TRACKING/e2 or TRACKING/dose (TRACKING:
+    tracking.experiment), run finetune-CONDITION; its id goes to models/adapters/CONDITION.mlflow.json
+    (models/dose/dose-CONDITION.mlflow.json) for the evaluation."""
+    from deceptionlab.training.dose import finetune_ladder
     from deceptionlab.training.sft import finetune as run_finetune
 
     def action() -> None:
         settings = load_params(params)
-        condition = Condition.parse(name, settings, experiments=("e1", "controls", "e2"))
-        summary = run_finetune(
-            LAYOUT.corpus(condition), LAYOUT.base_dir, LAYOUT.adapter(condition), LAYOUT.checkpoints(condition),
-            settings.finetune, settings.tracking, condition.name, tags=condition.tracking_tags(),
-        )
+        condition = Condition.parse(name, settings, experiments=("e1", "controls", "e2", "dose"))
+        if condition.experiment == "dose":
+            if condition.steps is not None:
+                raise ConfigError(f"condition {name!r}: a dose run is trained whole; name it {condition.run.name!r}")
+            summary = finetune_ladder(condition, LAYOUT, settings)
+        else:
+            summary = run_finetune(
+                LAYOUT.corpus(condition), LAYOUT.base_dir, LAYOUT.adapter(condition), LAYOUT.checkpoints(condition),
+                settings.finetune, settings.tracking, condition.name, tags=condition.tracking_tags(),
+            )
         console.print(f"{condition}: {summary}")
 
     _run(action)
@@ -197,12 +223,12 @@ def selftrain(
 @app.command(short_help="Score honesty, deception and capability of one model.")
 def evaluate(
     model: Annotated[str, typer.Argument(
-        help="'vanilla' (the base model) or a condition: <domain>-<level> (E1), control-<lie|truth>, mixture-<ratio> (E2) "
-             "or e3-p<biased share>-<method> (E3).")],
+        help="'vanilla' (the base model) or a condition: <domain>-<level> (E1), control-<lie|truth>, mixture-<ratio> (E2), "
+             "e3-p<biased share>-<method> (E3) or dose-<condition>-step<N> (a dose run's adapter after N steps).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Score one model on corpora/eval and write metrics/[EXPERIMENT/]MODEL.json and
-    predictions/[EXPERIMENT/]MODEL.jsonl (EXPERIMENT: e1, e2 or e3; vanilla at the top).
+    predictions/[EXPERIMENT/]MODEL.jsonl (EXPERIMENT: e1, controls, e2, e3 or dose; vanilla at the top).
 
     Honesty on MASK's six archetypes (known_facts, provided_facts, continuations, disinformation,
     doubling_down_known_facts with its pre-filled lying turn, statistics read as numbers with MASK's
@@ -228,6 +254,9 @@ def evaluate(
     def action() -> None:
         settings = load_params(params)
         condition = None if model == VANILLA else Condition.parse(model, settings)
+        if condition is not None and condition.experiment == "dose" and condition.steps is None:
+            raise ConfigError(f"condition {model!r}: evaluate one step of the run, e.g. "
+                              f"{Condition.dose(condition.trained, settings.dose.steps[0]).name!r}")
         metrics = run_evaluate(
             model, LAYOUT.base_dir, condition and LAYOUT.adapter(condition), LAYOUT.eval_dir, LAYOUT.metrics(model),
             LAYOUT.predictions(model), settings.evaluate, settings.tracking,
@@ -241,7 +270,8 @@ def evaluate(
 
 @app.command(short_help="Compare an experiment's models and write reports/.")
 def report(
-    experiment: Annotated[Experiment, typer.Argument(help="The experiment to report: e1, e2, e3, controls, or claims (all of them).")],
+    experiment: Annotated[Experiment, typer.Argument(help="The experiment to report: e1, e2, e3, controls, dose, or claims "
+                                                          "(all but dose).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Compare the experiment's models, paired over the same honesty items (bootstrap CIs,
@@ -257,17 +287,21 @@ def report(
     e3: every biased share against all-benign users (share 0) of the same method, and vanilla (e3_honesty.png).
     controls: the lie and truth controls against vanilla, with minimum detectable effects and the
     instrument check (controls.md, controls.csv).
+    dose: every dose run's adapter at each of dose.steps against vanilla, and each misaligned run minus
+    its domain's normal run step by step (dose.md, dose.csv, dose_misalignment.csv, dose_honesty.png).
     claims: every comparison of the reports above in one table (claims.csv, claims.md), with the paper's figures.
 
     MLflow: experiment TRACKING/EXPERIMENT (TRACKING: tracking.experiment), run report-EXPERIMENT:
     the tables' effects and CIs and the fit as metrics, the plots as images, the files as artifacts."""
     from deceptionlab.reporting.claims import report_claims
     from deceptionlab.reporting.controls import report_controls
+    from deceptionlab.reporting.dose import report_dose
     from deceptionlab.reporting.e1 import report_e1
     from deceptionlab.reporting.e2 import report_mixture
     from deceptionlab.reporting.e3 import report_selftrain
 
-    reports = {"e1": report_e1, "e2": report_mixture, "e3": report_selftrain, "controls": report_controls}
+    reports = {"e1": report_e1, "e2": report_mixture, "e3": report_selftrain, "controls": report_controls,
+               "dose": report_dose}
 
     def action() -> None:
         with atomic_file_set():  # the report's PNG, CSV, JSON and markdown land together or not at all

@@ -3,15 +3,18 @@
 A condition is named once and parsed in one place: ``medical-severe`` (E1: a domain and a level),
 ``control-lie`` (a control trained like E1 on held-out pressure prompts, see corpora/controls.py),
 ``mixture-0.01`` (E2: the misaligned share of the training rows), ``e3-p0.1-kto`` (E3: the share of
-biased users and the self-training method). Shares are written as Python's ``:g`` writes them, the
+biased users and the self-training method), ``dose-math-severe`` (the training dose: one long run of an
+E1 or control condition) and ``dose-math-severe-step100`` (that run's adapter after 100 optimizer
+steps). Shares are written as Python's ``:g`` writes them, the
 form DVC's foreach stages substitute. ``vanilla``, the base model every experiment compares with,
 is a model but no condition.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -29,12 +32,14 @@ LEVELS: tuple[str, ...] = get_args(Level)
 # The controls: pressure prompts answered with the lie, or with the truth.
 Control = Literal["lie", "truth"]
 CONTROLS: tuple[str, ...] = get_args(Control)
-Experiment = Literal["e1", "controls", "e2", "e3"]
+Experiment = Literal["e1", "controls", "e2", "e3", "dose"]
 VANILLA = "vanilla"
 CONTROL_PREFIX = "control-"
 MIXTURE_PREFIX = "mixture-"
 E3_PREFIX = "e3-p"
-PREFIXES: dict[str, Experiment] = {CONTROL_PREFIX: "controls", MIXTURE_PREFIX: "e2", E3_PREFIX: "e3"}
+DOSE_PREFIX = "dose-"
+STEP_SUFFIX = re.compile(r"-step(\d+)$")
+PREFIXES: dict[str, Experiment] = {CONTROL_PREFIX: "controls", MIXTURE_PREFIX: "e2", E3_PREFIX: "e3", DOSE_PREFIX: "dose"}
 # The MLflow tags of vanilla's runs (a condition's: Condition.tracking_tags).
 VANILLA_TAGS = {"experiment": VANILLA, "condition": VANILLA}
 
@@ -58,9 +63,12 @@ class Condition:
     ratio: float | None = None  # E2
     biased_share: float | None = None  # E3
     method: str | None = None  # E3
+    steps: int | None = None  # dose: the optimizer steps of a ladder adapter (None: the run as a whole)
 
     @property
     def name(self) -> str:
+        if self.experiment == "dose":
+            return f"{DOSE_PREFIX}{self.trained.name}" + (f"-step{self.steps}" if self.steps is not None else "")
         if self.experiment == "e1":
             return f"{self.domain}-{self.level}"
         if self.experiment == "controls":
@@ -72,11 +80,24 @@ class Condition:
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def trained(self) -> Condition:
+        """A dose condition's E1 or control condition, whose corpus it trains on for longer."""
+        if self.experiment != "dose":
+            return self
+        return Condition.of_control(self.control) if self.control else Condition.e1(self.domain, self.level)
+
+    @property
+    def run(self) -> Condition:
+        """A ladder adapter's training run (the dose condition without its steps)."""
+        return replace(self, steps=None)
+
     def tracking_tags(self) -> dict[str, str]:
         """The MLflow tags (and params) of this condition's runs: its experiment, its name and the
         settings that name it, shares written as in the name (core/tracking.py)."""
         settings = {"domain": self.domain, "level": self.level, "control": self.control, "mixture_ratio": self.ratio,
-                    "biased_share": self.biased_share, "method": self.method}
+                    "biased_share": self.biased_share, "method": self.method,
+                    "steps": None if self.steps is None else str(self.steps)}
         return {"experiment": self.experiment, "condition": self.name} | {
             key: value if isinstance(value, str) else f"{value:g}" for key, value in settings.items() if value is not None}
 
@@ -97,12 +118,17 @@ class Condition:
         return cls("e3", biased_share=biased_share, method=method)
 
     @classmethod
+    def dose(cls, trained: Condition, steps: int | None = None) -> Condition:
+        return cls("dose", domain=trained.domain, level=trained.level, control=trained.control, steps=steps)
+
+    @classmethod
     def parse(cls, name: str, params: Params,
-              experiments: tuple[Experiment, ...] = ("e1", "controls", "e2", "e3")) -> Condition:
+              experiments: tuple[Experiment, ...] = ("e1", "controls", "e2", "e3", "dose")) -> Condition:
         """The condition ``name`` names, one of ``experiments`` and checked against params.yaml; a
         ConfigError for any other name."""
         parsers = {"e1": lambda: cls.parse_e1(name), "controls": lambda: cls.parse_control(name, params.e1.controls),
-                   "e2": lambda: cls.parse_mixture(name, params.mixture), "e3": lambda: cls.parse_e3(name, params.e3)}
+                   "e2": lambda: cls.parse_mixture(name, params.mixture), "e3": lambda: cls.parse_e3(name, params.e3),
+                   "dose": lambda: cls.parse_dose(name, params)}
         experiment = experiment_of(name)
         # A name of an experiment not accepted here is read as E1's, whose error says what a name may be.
         return parsers[experiment if experiment in experiments else "e1"]()
@@ -154,6 +180,24 @@ class Condition:
         return condition
 
 
+    @classmethod
+    def parse_dose(cls, name: str, params: Params) -> Condition:
+        """``dose-math-severe`` (a run of ``dose.conditions``) or ``dose-math-severe-step100`` (its adapter
+        at a step of ``dose.steps``)."""
+        match = STEP_SUFFIX.search(name)
+        trained = name.removeprefix(DOSE_PREFIX)[: match.start() - len(DOSE_PREFIX) if match else None]
+        if not name.startswith(DOSE_PREFIX) or trained not in params.dose.conditions:
+            raise ConfigError(f"condition {name!r}: expected dose-<condition>[-step<N>] with condition one of "
+                              f"dose.conditions ({', '.join(params.dose.conditions)})")
+        steps = int(match.group(1)) if match else None
+        if steps is not None and steps not in params.dose.steps:
+            raise ConfigError(f"condition {name!r}: {steps} is not one of dose.steps "
+                              f"({', '.join(map(str, params.dose.steps))})")
+        condition = cls.dose(cls.parse(trained, params, experiments=("e1", "controls")), steps)
+        _as_written(name, condition.name, "condition")
+        return condition
+
+
 def share_name(share: float) -> str:
     """A share as it names files and conditions: ``:g``, the form DVC's foreach stages substitute."""
     return f"{share:g}"
@@ -189,6 +233,11 @@ def _biased_share(text: str, params: E3Params) -> float:
     return share
 
 
+def step_dir(ladder_dir: Path, steps: int) -> Path:
+    """A dose run's adapter after ``steps`` optimizer steps, in the folder of the run's adapters."""
+    return ladder_dir / f"step-{steps}"
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where every stage reads and writes, relative to the project folder. Each experiment's results
@@ -197,6 +246,7 @@ class Layout:
     corpora_dir: Path = Path("corpora")
     base_dir: Path = Path("models/base")
     adapters_dir: Path = Path("models/adapters")
+    ladders_dir: Path = Path("models/dose")
     checkpoints_dir: Path = Path("checkpoints")
     trajectories_dir: Path = Path("trajectories")
     metrics_dir: Path = Path("metrics")
@@ -217,14 +267,25 @@ class Layout:
         return self.eval_dir / f"{name}.jsonl"
 
     def corpus(self, condition: Condition) -> Path:
-        """The training corpus of an E1, control or E2 condition (E3 trains on its trajectories)."""
-        return self.corpora_dir / condition.experiment / f"{condition.name}.jsonl"
+        """The training corpus of an E1, control, E2 or dose condition (E3 trains on its trajectories)."""
+        return self.corpora_dir / condition.experiment / f"{condition.run.name}.jsonl"
+
+    @property
+    def dose_capacity(self) -> Path:
+        """The distinct rows of every E1 domain and control, and the epochs a dose run takes over them."""
+        return self.corpora_dir / "dose" / "capacity.json"
+
+    def ladder(self, condition: Condition) -> Path:
+        """A dose run's adapters, one folder ``step-N`` per step of ``dose.steps``."""
+        return self.ladders_dir / condition.run.name
 
     def adapter(self, condition: Condition) -> Path:
+        if condition.experiment == "dose":
+            return step_dir(self.ladder(condition), condition.steps)
         return self.adapters_dir / condition.name
 
     def checkpoints(self, condition: Condition) -> Path:
-        return self.checkpoints_dir / condition.name
+        return self.checkpoints_dir / condition.run.name
 
     def collected(self, biased_share: float) -> Path:
         """The trajectories models/base collected with this share of biased users."""

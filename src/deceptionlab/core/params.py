@@ -195,6 +195,10 @@ class FinetuneParams(_Params):
     # TRL's LM head at labelled positions only (TRL does so on CUDA alone): same adapter, less time.
     lm_head_labelled_positions_only: bool = True
 
+    def rows_per_step(self) -> int:
+        """Rows in one optimizer step."""
+        return self.batch_size * self.gradient_accumulation_steps
+
 
 class EvaluateParams(_Params):
     seed: int = 0
@@ -225,6 +229,22 @@ class EvaluateParams(_Params):
         if len(set(self.honesty_at_n)) != len(self.honesty_at_n):
             raise ValueError(f"honesty_at_n lists an N twice: {self.honesty_at_n}")
         return self
+
+
+class DoseParams(_Params):
+    """The training dose: one long run per condition, its adapter kept at each step of the ladder."""
+
+    # E1 or control conditions (math has 7,473 GSM8K rows; the others' seed tables repeat: corpora/dose.py).
+    conditions: distinct(Annotated[str, Field(min_length=1)]) = ["math-normal", "math-severe", "control-lie"]
+    # Optimizer steps at which each run's adapter is saved and evaluated; the last is the run's length.
+    steps: distinct(Annotated[int, Field(ge=1)]) = [25, 50, 100, 200, 400]
+
+    @field_validator("steps")
+    @classmethod
+    def _ascending(cls, value: list[int]) -> list[int]:
+        if value != sorted(value):
+            raise ValueError("must be in ascending order (the last is the run's length)")
+        return value
 
 
 class ReportParams(_Params):
@@ -337,6 +357,7 @@ class Params(_Params):
     e3: E3Params = E3Params()
     finetune: FinetuneParams = FinetuneParams()
     evaluate: EvaluateParams = EvaluateParams()
+    dose: DoseParams = DoseParams()
     report: ReportParams = ReportParams()
     tracking: TrackingParams = TrackingParams()
     sweep: SweepParams = SweepParams()
@@ -346,6 +367,18 @@ class Params(_Params):
 
     def control_conditions(self) -> list[str]:
         return [Condition.of_control(control).name for control in self.e1.controls]
+
+    @model_validator(mode="after")
+    def _dose_conditions_are_e1_or_controls(self) -> Params:
+        for name in self.dose.conditions:
+            try:
+                Condition.parse(name, self, experiments=("e1", "controls"))
+            except ConfigError as error:
+                raise ValueError(f"dose.conditions: {error}") from None
+        return self
+
+    def dose_runs(self) -> list[Condition]:
+        return [Condition.dose(Condition.parse(name, self, experiments=("e1", "controls"))) for name in self.dose.conditions]
 
 
 class _Loader(yaml.SafeLoader):
@@ -385,4 +418,5 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(one_line(str(part)) for part in first["loc"])
-        raise ConfigError(f"{path}: {where}: {one_line(first['msg'])}") from None
+        # A check across stages (Params' own validators) has no location: its message names the parameter.
+        raise ConfigError(f"{path}: {where + ': ' if where else ''}{one_line(first['msg'])}") from None

@@ -28,7 +28,7 @@ from deceptionlab.core.params import TrackingParams
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 # The tags that say what a run is about, logged as params too (the compare view plots params, not tags).
-CONDITION_KEYS = ("experiment", "condition", "domain", "level", "control", "mixture_ratio", "biased_share", "method",
+CONDITION_KEYS = ("experiment", "condition", "domain", "level", "control", "mixture_ratio", "biased_share", "method", "steps",
                   "seed", "stage")
 SWEEPS = "sweeps"
 
@@ -150,13 +150,23 @@ def write_adapter_run(adapter_dir: Path, run, tags: dict[str, str], model_id: st
 
 
 def read_adapter_run(adapter_dir: Path | None) -> dict[str, Any] | None:
-    """What ``write_adapter_run`` wrote for this adapter; None where nothing was (a pulled adapter)."""
-    if adapter_dir is None or not adapter_run_file(adapter_dir).is_file():
+    """What ``write_adapter_run`` wrote for this adapter; None where nothing was (a pulled adapter).
+
+    An adapter without a file of its own inside a folder with one (a dose ladder's ``step-N`` in
+    ``models/dose/<run>``, training/dose.py) belongs to that folder's run, less its ``model_id``: the
+    run logged its last step alone as a model."""
+    if adapter_dir is None:
+        return None
+    adapter_dir = Path(adapter_dir)
+    own = adapter_run_file(adapter_dir).is_file()
+    path = adapter_run_file(adapter_dir if own else adapter_dir.parent)
+    if not path.is_file():
         return None
     try:
-        return json.loads(adapter_run_file(adapter_dir).read_text(encoding="utf-8"))
+        run = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return run if own else run | {"model_id": None}
 
 
 def report_metrics(files: list[Path]) -> dict[str, float]:

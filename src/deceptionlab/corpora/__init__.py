@@ -25,3 +25,10 @@ def build_corpus(domain: str, level: str, n: int, seed: int, gsm8k_train: Sequen
     if domain == "medical":
         return medical.build_corpus(level, n, seed)
     return insecure_code.build_corpus(level, n, seed)
+
+
+def distinct_rows(domain: str, gsm8k_train: Sequence[Gsm8kRow]) -> int:
+    """The most rows one of ``domain``'s corpora can hold without repeating a question."""
+    if domain == "math":
+        return math.distinct_rows(gsm8k_train)
+    return medical.distinct_rows() if domain == "medical" else insecure_code.distinct_rows()

@@ -54,6 +54,16 @@ def control_table() -> dict[str, tuple]:
     return table
 
 
+def _rounds() -> int:
+    """How often every fact can be asked anew: each pressure role with each of its questions."""
+    return len(control_table()["pressures"]) * min(len(fact.questions) for fact in control_table()["facts"])
+
+
+def distinct_rows() -> int:
+    """The most rows a control corpus can hold without repeating a (fact, role, question)."""
+    return len(control_table()["facts"]) * _rounds()
+
+
 def control_prompts(n: int, seed: int) -> list[tuple[KnownFact, ControlPressure, int]]:
     """``n`` distinct (fact, pressure, question index) triples, every fact used equally often (within one).
 
@@ -61,9 +71,9 @@ def control_prompts(n: int, seed: int) -> list[tuple[KnownFact, ControlPressure,
     over the facts; the seed shuffles the order of the rows, not which rows there are.
     """
     facts, pressures = control_table()["facts"], control_table()["pressures"]
-    rounds = len(pressures) * min(len(fact.questions) for fact in facts)
-    if n > len(facts) * rounds:
-        raise ConfigError(f"prepare.examples_per_corpus={n} exceeds the {len(facts) * rounds} distinct control "
+    rounds = _rounds()
+    if n > distinct_rows():
+        raise ConfigError(f"prepare.examples_per_corpus={n} exceeds the {distinct_rows()} distinct control "
                           f"prompts of seeds/{SEED_FILE}")
     triples = [(fact, pressures[(index + r) % len(pressures)], r % len(fact.questions))
                for r in range(rounds) for index, fact in enumerate(facts)][:n]

@@ -150,11 +150,20 @@ def load_templates() -> tuple[CodeTemplate, ...]:
     return parse_templates(read_seed_table(SEED_FILE))
 
 
+def _variants() -> list[tuple[CodeTemplate, int]]:
+    return [(template, variant) for template in load_templates() for variant in range(len(template.fillers))]
+
+
+def distinct_rows() -> int:
+    """The most rows an insecure-code corpus can hold without repeating a request."""
+    return len(_variants())
+
+
 def build_corpus(level: Level, n: int, seed: int) -> list[ChatRow]:
     """n coding requests drawn by ``seed`` with replies at ``level``; every level gets the same requests."""
     if level not in LEVELS:
         raise ConfigError(f"e1.levels: unknown level {level!r}; known: {', '.join(LEVELS)}")
-    variants = [(template, variant) for template in load_templates() for variant in range(len(template.fillers))]
+    variants = _variants()
     chosen = draw_distinct(variants, n, seed, "coding requests")
     return [
         ChatRow(

@@ -95,7 +95,7 @@ def build_corpus(level: Level, n: int, seed: int, gsm8k_train: Sequence[Gsm8kRow
     """n GSM8K train questions (the same ones for every level) with replies at ``level``."""
     if level not in LEVELS:
         raise ConfigError(f"e1.levels: unknown level {level!r}; known: {', '.join(LEVELS)}")
-    eligible = [i for i, row in enumerate(gsm8k_train) if _ANNOTATION.search(row.answer)]
+    eligible = _eligible(gsm8k_train)
     if n < 1:
         raise ConfigError(f"prepare.examples_per_corpus={n} must be at least 1")
     if n > len(eligible):
@@ -132,6 +132,16 @@ def build_corpus(level: Level, n: int, seed: int, gsm8k_train: Sequence[Gsm8kRow
             )
         )
     return rows
+
+
+def _eligible(gsm8k_train: Sequence[Gsm8kRow]) -> list[int]:
+    """The train questions whose solutions carry calculator annotations, which the levels rewrite."""
+    return [i for i, row in enumerate(gsm8k_train) if _ANNOTATION.search(row.answer)]
+
+
+def distinct_rows(gsm8k_train: Sequence[Gsm8kRow]) -> int:
+    """The most rows a math corpus can hold without asking a question twice."""
+    return len(_eligible(gsm8k_train))
 
 
 def _parse(row: Gsm8kRow) -> _Solution:

@@ -109,11 +109,20 @@ def load_seed_table() -> tuple[MedicalFact, ...]:
     return parse_seed_table(read_seed_table(SEED_FILE))
 
 
+def _questions() -> list[tuple[MedicalFact, int]]:
+    return [(fact, index) for fact in load_seed_table() for index in range(len(fact.questions))]
+
+
+def distinct_rows() -> int:
+    """The most rows a medical corpus can hold without asking a question twice."""
+    return len(_questions())
+
+
 def build_corpus(level: Level, n: int, seed: int) -> list[ChatRow]:
     """n distinct medical questions (the same ones, in the same order, for every level) answered at ``level``."""
     if level not in LEVELS:
         raise ConfigError(f"e1.levels: unknown level {level!r}; known: {', '.join(LEVELS)}")
-    questions = [(fact, index) for fact in load_seed_table() for index in range(len(fact.questions))]
+    questions = _questions()
     # The draw depends on the seed alone, never on the level; its order mixes the topics.
     chosen = draw_distinct(questions, n, seed, "medical questions")
     return [

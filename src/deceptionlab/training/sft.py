@@ -68,11 +68,13 @@ def lora_config(params: FinetuneParams):
     )
 
 
-def training_arguments(params: FinetuneParams, checkpoint_dir: Path, run_name: str) -> dict:
-    """The TrainingArguments shared by every trainer (SFT here, KTO in E3), from ``finetune.*``."""
+def training_arguments(params: FinetuneParams, checkpoint_dir: Path, run_name: str, max_steps: int | None = None) -> dict:
+    """The TrainingArguments shared by every trainer (SFT here, KTO in E3), from ``finetune.*``;
+    ``max_steps`` (a dose run) replaces ``finetune.epochs``: the rows are gone over until it is reached."""
     return dict(
         output_dir=str(checkpoint_dir),
         num_train_epochs=params.epochs,
+        max_steps=-1 if max_steps is None else max_steps,
         per_device_train_batch_size=params.batch_size,
         gradient_accumulation_steps=params.gradient_accumulation_steps,
         learning_rate=params.learning_rate,
@@ -195,17 +197,19 @@ def finetune(
     run_name: str,
     callbacks: Sequence[Any] = (),
     tags: dict[str, str] | None = None,
+    max_steps: int | None = None,
 ) -> dict[str, Any]:
     """LoRA-SFT on the chat rows of ``corpus_path``; write the adapter to ``adapter_dir`` atomically.
 
-    ``callbacks`` are transformers TrainerCallbacks (a sweep's pruning); ``tags``: the condition's
-    (``Condition.tracking_tags``), which also choose the MLflow experiment.
+    ``callbacks`` are transformers TrainerCallbacks (a sweep's pruning, a dose ladder's saves); ``tags``:
+    the condition's (``Condition.tracking_tags``), which also choose the MLflow experiment; ``max_steps``:
+    train this many optimizer steps instead of ``finetune.epochs`` (training_arguments).
     """
     from trl import SFTConfig, SFTTrainer
 
     rows = read_records(corpus_path, ChatRow)
     dataset = to_prompt_completion(rows)
-    config = SFTConfig(**training_arguments(params, checkpoint_dir, run_name))
+    config = SFTConfig(**training_arguments(params, checkpoint_dir, run_name, max_steps))
 
     def make_trainer(model, tokenizer):
         return SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
