@@ -20,6 +20,7 @@ from deceptionlab.corpora import build_corpus, distinct_rows
 from deceptionlab.corpora import controls as control_corpora
 from deceptionlab.data.raw import Gsm8kRow, load_gsm8k
 
+
 def rows_needed(params: Params) -> int:
     """The rows the longest run trains on, counting repeats."""
     return max(params.dose.steps) * params.finetune.rows_per_step()

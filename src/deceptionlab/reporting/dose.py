@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from deceptionlab.core.conditions import ALIGNED_LEVEL, VANILLA, Condition, Layout
+from deceptionlab.core.errors import DataError
 from deceptionlab.core.fileio import atomic_write_text
 from deceptionlab.core.params import Params
-from deceptionlab.core.errors import DataError
 from deceptionlab.core.records import SettingsModel, parse_json, read_text, validate_row
 from deceptionlab.reporting.common import (
     METRIC_COLUMNS,
