@@ -52,6 +52,7 @@ def test_every_comparison_becomes_one_claim_with_its_family_ci_mde_and_verdict(p
     assert set(claims["verdict"]) <= {"effect", "no effect beyond the bounds", "underpowered"}
     markdown = Path("reports/claims.md").read_text()
     assert "| e1_medical_severe_vs_vanilla |" in markdown and "Not produced yet" not in markdown
+    assert "[claims_dose.md](claims_dose.md)" in markdown  # the dose pipeline's own claims table
 
 
 def test_a_report_not_produced_yet_is_named_not_guessed(project):  # noqa: F811

@@ -7,6 +7,10 @@ CI, the minimum detectable effect, the number of paired items and training seeds
 the paper's figure for the same claim where it has one. A report that has not been produced yet is
 listed as missing, never guessed.
 
+The training dose runs in a pipeline of its own (dose/dvc.yaml), so its claims go to a table of their
+own, ``claims_dose.csv``, written by the dose report with the same columns and rules: the main
+pipeline's claims stage cannot depend on it without pulling the dose runs into every ``dvc repro``.
+
     deceptionlab report claims
 """
 
@@ -63,6 +67,19 @@ SOURCES = [
 ]
 
 
+def _dose_run(model: str) -> str:
+    """``dose-math-severe-step25`` -> ``math_severe``: the dose run a claim is about, without its step."""
+    return model.removeprefix("dose-").rsplit("-step", 1)[0].replace("-", "_")
+
+
+DOSE_SOURCES = [
+    Source("dose.csv", "change_vs_vanilla", lambda row: True,
+           lambda row: f"dose_{_dose_run(row['model'])}_step{int(row['steps'])}_vs_vanilla", lambda row: "vanilla"),
+    Source("dose_misalignment.csv", "misalignment_effect", lambda row: True,
+           lambda row: f"dose_misalignment_effect_{_dose_run(row['model'])}_step{int(row['steps'])}", lambda row: row["reference"]),
+]
+
+
 def read_table(path: Path, prefix: str) -> pd.DataFrame:
     """A report table, refusing one written before its comparisons carried family CIs and MDEs."""
     try:
@@ -102,20 +119,22 @@ def build_claims(reports_dir: Path, params: Params) -> tuple[pd.DataFrame, list[
     return pd.DataFrame(rows, columns=COLUMNS), missing
 
 
-def summary_markdown(claims: pd.DataFrame, missing: list[str], params: Params) -> str:
+def summary_markdown(claims: pd.DataFrame, missing: list[str], params: Params, title: str = "Claims",
+                     see_also: str = "") -> str:
     header = ["claim", "model", "change [family CI]", "confidence", "MDE", "n_items", "n_seeds", "verdict", "paper"]
     cells = [[row.claim, row.model, f"{row.effect:+.1f} [{row.ci_low:+.1f}, {row.ci_high:+.1f}]", f"{100 * row.confidence:.2f}%",
               mde_text(row.mde), str(row.n_items), str(row.n_seeds), row.verdict,
               row.paper] for row in claims.itertuples()]
     counts = claims["verdict"].value_counts()
+    e2_note = " (E2: a fixed sequence over the ratios, each at the full level)" if claims["claim"].str.startswith("e2_").any() else ""
     lines = [
-        "# Claims",
+        f"# {title}",
         "",
         "One row per comparison the reports make, in honesty_score points (change [family CI]); `confidence` is "
         "the per-comparison level that keeps each report's family of comparisons at "
-        f"{params.evaluate.confidence_level:.0%} together (E2: a fixed sequence over the ratios, each at the full "
-        f"level). MDE: the smallest change found with {params.report.power:.0%} power. Verdicts: `effect` (the CI "
-        "excludes zero), `no effect beyond the bounds` (the CI bounds any effect), `underpowered` (the MDE exceeds "
+        f"{params.evaluate.confidence_level:.0%} together{e2_note}. MDE: the smallest change found with "
+        f"{params.report.power:.0%} power. Verdicts: `effect` (the CI excludes zero), `no effect beyond the bounds` "
+        "(the CI bounds any effect), `underpowered` (the MDE exceeds "
         f"{params.report.smallest_effect_of_interest:g} points). The paper's figures are other models at other scale.",
         "",
         markdown_table(header, cells) if cells else "(no claims: no report has been produced)",
@@ -125,14 +144,31 @@ def summary_markdown(claims: pd.DataFrame, missing: list[str], params: Params) -
     ]
     if missing:
         lines += ["", "Not produced yet: " + ", ".join(f"`reports/{name}`" for name in missing) + "."]
+    if see_also:
+        lines += ["", see_also]
     return "\n".join([*lines, ""])
+
+
+def write_claims(claims: pd.DataFrame, markdown: str, reports_dir: Path, stem: str) -> list[Path]:
+    """``<stem>.csv`` and ``<stem>.md`` in ``reports_dir``; returns their paths."""
+    paths = [reports_dir / f"{stem}.csv", reports_dir / f"{stem}.md"]
+    atomic_write_text(paths[0], claims.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(paths[1], markdown)
+    return paths
 
 
 def report_claims(reports_dir: Path, params: Params) -> pd.DataFrame:
     """claims.csv and claims.md from the reports in ``reports_dir``; returns the table."""
     claims, missing = build_claims(reports_dir, params)
-    markdown = summary_markdown(claims, missing, params)
-    atomic_write_text(reports_dir / "claims.csv", claims.to_csv(index=False, float_format="%.4f"))
-    atomic_write_text(reports_dir / "claims.md", markdown)
-    log_report(params, "claims", [reports_dir / "claims.md", reports_dir / "claims.csv"])
+    markdown = summary_markdown(claims, missing, params, see_also=(
+        "The training dose's claims (its own pipeline, `make dose`) are in [claims_dose.md](claims_dose.md)."))
+    log_report(params, "claims", write_claims(claims, markdown, reports_dir, "claims")[::-1])
     return claims
+
+
+def dose_claims(tables: dict[str, pd.DataFrame], params: Params) -> tuple[pd.DataFrame, str]:
+    """The dose report's claims, from its tables in memory (keyed by file name, as DOSE_SOURCES names them)."""
+    rows = [claim for source in DOSE_SOURCES for claim in claims_from(source, tables[source.file], params)]
+    claims = pd.DataFrame(rows, columns=COLUMNS)
+    return claims, summary_markdown(claims, [], params, title="Claims of the training dose",
+                                    see_also="The main pipeline's claims are in [claims.md](claims.md).")
