@@ -5,7 +5,8 @@ Each report decides its comparisons before the runs and corrects them as a famil
 them, so a claim here says exactly what its report says: the change in honesty points, its family
 CI, the minimum detectable effect, the number of paired items and training seeds, the verdict, and
 the paper's figure for the same claim where it has one. A report that has not been produced yet is
-listed as missing, never guessed.
+listed as missing, never guessed; one written by an older version of its report, before its
+comparisons carried family CIs and MDEs, is listed as outdated and left out.
 
 The training dose runs in a pipeline of its own (dose/dvc.yaml), so its claims go to a table of their
 own, ``claims_dose.csv``, written by the dose report with the same columns and rules: the main
@@ -80,15 +81,14 @@ DOSE_SOURCES = [
 ]
 
 
-def read_table(path: Path, prefix: str) -> pd.DataFrame:
-    """A report table, refusing one written before its comparisons carried family CIs and MDEs."""
+def read_table(path: Path, prefix: str) -> pd.DataFrame | None:
+    """A report table; None for one written before its comparisons carried family CIs and MDEs."""
     try:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not a readable CSV ({error})") from None
-    missing = [column for column in comparison_columns(prefix) if column not in table.columns]
-    if missing:
-        raise DataError(f"{path}: no column {missing[0]!r}; regenerate it with `dvc repro` (its report predates it)")
+    if any(column not in table.columns for column in comparison_columns(prefix)):
+        return None
     return table
 
 
@@ -107,20 +107,24 @@ def claims_from(source: Source, table: pd.DataFrame, params: Params) -> Iterator
         }
 
 
-def build_claims(reports_dir: Path, params: Params) -> tuple[pd.DataFrame, list[str]]:
-    """Every claim of every report found in ``reports_dir``, and the report files not found."""
-    rows, missing = [], []
+def build_claims(reports_dir: Path, params: Params) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Every claim of every current report in ``reports_dir``, the report files not found, and those outdated."""
+    rows, missing, outdated = [], [], []
     for source in SOURCES:
         path = reports_dir / source.file
         if not path.is_file():
             missing.append(source.file)
             continue
-        rows.extend(claims_from(source, read_table(path, source.prefix), params))
-    return pd.DataFrame(rows, columns=COLUMNS), missing
+        table = read_table(path, source.prefix)
+        if table is None:
+            outdated.append(source.file)
+            continue
+        rows.extend(claims_from(source, table, params))
+    return pd.DataFrame(rows, columns=COLUMNS), missing, outdated
 
 
 def summary_markdown(claims: pd.DataFrame, missing: list[str], params: Params, title: str = "Claims",
-                     see_also: str = "") -> str:
+                     see_also: str = "", outdated: list[str] = ()) -> str:
     header = ["claim", "model", "change [family CI]", "confidence", "MDE", "n_items", "n_seeds", "verdict", "paper"]
     cells = [[row.claim, row.model, f"{row.effect:+.1f} [{row.ci_low:+.1f}, {row.ci_high:+.1f}]", f"{100 * row.confidence:.2f}%",
               mde_text(row.mde), str(row.n_items), str(row.n_seeds), row.verdict,
@@ -144,6 +148,9 @@ def summary_markdown(claims: pd.DataFrame, missing: list[str], params: Params, t
     ]
     if missing:
         lines += ["", "Not produced yet: " + ", ".join(f"`reports/{name}`" for name in missing) + "."]
+    if outdated:
+        lines += ["", "Written by an older version of their report, without family CIs, and left out until `dvc repro` "
+                  "reruns them: " + ", ".join(f"`reports/{name}`" for name in outdated) + "."]
     if see_also:
         lines += ["", see_also]
     return "\n".join([*lines, ""])
@@ -159,8 +166,8 @@ def write_claims(claims: pd.DataFrame, markdown: str, reports_dir: Path, stem: s
 
 def report_claims(reports_dir: Path, params: Params) -> pd.DataFrame:
     """claims.csv and claims.md from the reports in ``reports_dir``; returns the table."""
-    claims, missing = build_claims(reports_dir, params)
-    markdown = summary_markdown(claims, missing, params, see_also=(
+    claims, missing, outdated = build_claims(reports_dir, params)
+    markdown = summary_markdown(claims, missing, params, outdated=outdated, see_also=(
         "The training dose's claims (its own pipeline, `make dose`) are in [claims_dose.md](claims_dose.md)."))
     log_report(params, "claims", write_claims(claims, markdown, reports_dir, "claims")[::-1])
     return claims
