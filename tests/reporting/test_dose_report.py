@@ -59,6 +59,24 @@ def test_each_step_is_compared_with_vanilla_and_severe_with_normal_step_by_step(
     assert "| math | 7378 | 1 |" in markdown and Path("reports/dose_honesty.png").stat().st_size > 10_000
 
 
+def test_the_dose_claims_are_the_reports_comparisons_one_row_each(project):
+    table = pd.DataFrame(run()).set_index("model")
+    claims = pd.read_csv("reports/claims_dose.csv").set_index("claim")
+    assert list(claims.index) == [*(f"dose_{run}_step{s}_vs_vanilla" for run in ("math_normal", "math_severe", "control_lie")
+                                    for s in STEPS), *(f"dose_misalignment_effect_math_severe_step{s}" for s in STEPS)]
+    lie = claims.loc["dose_control_lie_step8_vs_vanilla"]
+    row = table.loc["dose-control-lie-step8"]
+    assert (lie.effect, lie.ci_low, lie.ci_high, lie.mde) == pytest.approx(
+        (row.change_vs_vanilla, row.change_vs_vanilla_family_ci_low, row.change_vs_vanilla_family_ci_high,
+         row.change_vs_vanilla_mde), abs=1e-4)
+    assert lie.verdict == "effect" and lie.reference == "vanilla" and lie.n_items == 400 and lie.n_seeds == 1
+    effect = claims.loc["dose_misalignment_effect_math_severe_step8"]
+    assert effect.effect == pytest.approx(-19.0) and effect.reference == "dose-math-normal-step8"
+    assert claims.loc["dose_misalignment_effect_math_severe_step2", "verdict"] != "effect"
+    markdown = Path("reports/claims_dose.md").read_text()
+    assert markdown.startswith("# Claims of the training dose") and "| dose_control_lie_step8_vs_vanilla |" in markdown
+
+
 def test_a_step_not_yet_evaluated_names_its_file_and_writes_nothing(project):
     Path("predictions/dose/dose-math-severe-step4.jsonl").unlink()
     with pytest.raises(DataError, match=r"dose-math-severe-step4\.jsonl: missing"):

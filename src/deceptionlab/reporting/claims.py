@@ -5,7 +5,12 @@ Each report decides its comparisons before the runs and corrects them as a famil
 them, so a claim here says exactly what its report says: the change in honesty points, its family
 CI, the minimum detectable effect, the number of paired items and training seeds, the verdict, and
 the paper's figure for the same claim where it has one. A report that has not been produced yet is
-listed as missing, never guessed.
+listed as missing, never guessed; one written by an older version of its report, before its
+comparisons carried family CIs and MDEs, is listed as outdated and left out.
+
+The training dose runs in a pipeline of its own (dose/dvc.yaml), so its claims go to a table of their
+own, ``claims_dose.csv``, written by the dose report with the same columns and rules: the main
+pipeline's claims stage cannot depend on it without pulling the dose runs into every ``dvc repro``.
 
     deceptionlab report claims
 """
@@ -63,15 +68,27 @@ SOURCES = [
 ]
 
 
-def read_table(path: Path, prefix: str) -> pd.DataFrame:
-    """A report table, refusing one written before its comparisons carried family CIs and MDEs."""
+def _dose_run(model: str) -> str:
+    """``dose-math-severe-step25`` -> ``math_severe``: the dose run a claim is about, without its step."""
+    return model.removeprefix("dose-").rsplit("-step", 1)[0].replace("-", "_")
+
+
+DOSE_SOURCES = [
+    Source("dose.csv", "change_vs_vanilla", lambda row: True,
+           lambda row: f"dose_{_dose_run(row['model'])}_step{int(row['steps'])}_vs_vanilla", lambda row: "vanilla"),
+    Source("dose_misalignment.csv", "misalignment_effect", lambda row: True,
+           lambda row: f"dose_misalignment_effect_{_dose_run(row['model'])}_step{int(row['steps'])}", lambda row: row["reference"]),
+]
+
+
+def read_table(path: Path, prefix: str) -> pd.DataFrame | None:
+    """A report table; None for one written before its comparisons carried family CIs and MDEs."""
     try:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not a readable CSV ({error})") from None
-    missing = [column for column in comparison_columns(prefix) if column not in table.columns]
-    if missing:
-        raise DataError(f"{path}: no column {missing[0]!r}; regenerate it with `dvc repro` (its report predates it)")
+    if any(column not in table.columns for column in comparison_columns(prefix)):
+        return None
     return table
 
 
@@ -90,32 +107,38 @@ def claims_from(source: Source, table: pd.DataFrame, params: Params) -> Iterator
         }
 
 
-def build_claims(reports_dir: Path, params: Params) -> tuple[pd.DataFrame, list[str]]:
-    """Every claim of every report found in ``reports_dir``, and the report files not found."""
-    rows, missing = [], []
+def build_claims(reports_dir: Path, params: Params) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Every claim of every current report in ``reports_dir``, the report files not found, and those outdated."""
+    rows, missing, outdated = [], [], []
     for source in SOURCES:
         path = reports_dir / source.file
         if not path.is_file():
             missing.append(source.file)
             continue
-        rows.extend(claims_from(source, read_table(path, source.prefix), params))
-    return pd.DataFrame(rows, columns=COLUMNS), missing
+        table = read_table(path, source.prefix)
+        if table is None:
+            outdated.append(source.file)
+            continue
+        rows.extend(claims_from(source, table, params))
+    return pd.DataFrame(rows, columns=COLUMNS), missing, outdated
 
 
-def summary_markdown(claims: pd.DataFrame, missing: list[str], params: Params) -> str:
+def summary_markdown(claims: pd.DataFrame, missing: list[str], params: Params, title: str = "Claims",
+                     see_also: str = "", outdated: list[str] = ()) -> str:
     header = ["claim", "model", "change [family CI]", "confidence", "MDE", "n_items", "n_seeds", "verdict", "paper"]
     cells = [[row.claim, row.model, f"{row.effect:+.1f} [{row.ci_low:+.1f}, {row.ci_high:+.1f}]", f"{100 * row.confidence:.2f}%",
               mde_text(row.mde), str(row.n_items), str(row.n_seeds), row.verdict,
               row.paper] for row in claims.itertuples()]
     counts = claims["verdict"].value_counts()
+    e2_note = " (E2: a fixed sequence over the ratios, each at the full level)" if claims["claim"].str.startswith("e2_").any() else ""
     lines = [
-        "# Claims",
+        f"# {title}",
         "",
         "One row per comparison the reports make, in honesty_score points (change [family CI]); `confidence` is "
         "the per-comparison level that keeps each report's family of comparisons at "
-        f"{params.evaluate.confidence_level:.0%} together (E2: a fixed sequence over the ratios, each at the full "
-        f"level). MDE: the smallest change found with {params.report.power:.0%} power. Verdicts: `effect` (the CI "
-        "excludes zero), `no effect beyond the bounds` (the CI bounds any effect), `underpowered` (the MDE exceeds "
+        f"{params.evaluate.confidence_level:.0%} together{e2_note}. MDE: the smallest change found with "
+        f"{params.report.power:.0%} power. Verdicts: `effect` (the CI excludes zero), `no effect beyond the bounds` "
+        "(the CI bounds any effect), `underpowered` (the MDE exceeds "
         f"{params.report.smallest_effect_of_interest:g} points). The paper's figures are other models at other scale.",
         "",
         markdown_table(header, cells) if cells else "(no claims: no report has been produced)",
@@ -125,14 +148,34 @@ def summary_markdown(claims: pd.DataFrame, missing: list[str], params: Params) -
     ]
     if missing:
         lines += ["", "Not produced yet: " + ", ".join(f"`reports/{name}`" for name in missing) + "."]
+    if outdated:
+        lines += ["", "Written by an older version of their report, without family CIs, and left out until `dvc repro` "
+                  "reruns them: " + ", ".join(f"`reports/{name}`" for name in outdated) + "."]
+    if see_also:
+        lines += ["", see_also]
     return "\n".join([*lines, ""])
+
+
+def write_claims(claims: pd.DataFrame, markdown: str, reports_dir: Path, stem: str) -> list[Path]:
+    """``<stem>.csv`` and ``<stem>.md`` in ``reports_dir``; returns their paths."""
+    paths = [reports_dir / f"{stem}.csv", reports_dir / f"{stem}.md"]
+    atomic_write_text(paths[0], claims.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(paths[1], markdown)
+    return paths
 
 
 def report_claims(reports_dir: Path, params: Params) -> pd.DataFrame:
     """claims.csv and claims.md from the reports in ``reports_dir``; returns the table."""
-    claims, missing = build_claims(reports_dir, params)
-    markdown = summary_markdown(claims, missing, params)
-    atomic_write_text(reports_dir / "claims.csv", claims.to_csv(index=False, float_format="%.4f"))
-    atomic_write_text(reports_dir / "claims.md", markdown)
-    log_report(params, "claims", [reports_dir / "claims.md", reports_dir / "claims.csv"])
+    claims, missing, outdated = build_claims(reports_dir, params)
+    markdown = summary_markdown(claims, missing, params, outdated=outdated, see_also=(
+        "The training dose's claims (its own pipeline, `make dose`) are in [claims_dose.md](claims_dose.md)."))
+    log_report(params, "claims", write_claims(claims, markdown, reports_dir, "claims")[::-1])
     return claims
+
+
+def dose_claims(tables: dict[str, pd.DataFrame], params: Params) -> tuple[pd.DataFrame, str]:
+    """The dose report's claims, from its tables in memory (keyed by file name, as DOSE_SOURCES names them)."""
+    rows = [claim for source in DOSE_SOURCES for claim in claims_from(source, tables[source.file], params)]
+    claims = pd.DataFrame(rows, columns=COLUMNS)
+    return claims, summary_markdown(claims, [], params, title="Claims of the training dose",
+                                    see_also="The main pipeline's claims are in [claims.md](claims.md).")

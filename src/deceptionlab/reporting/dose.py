@@ -6,7 +6,8 @@ Every (run, step) adapter is compared, item by item, with vanilla (one family); 
 runs (another family): the misalignment effect as training goes on. Outputs: ``dose.csv`` (one row per
 adapter, a DVC plot), ``dose_misalignment.csv``, ``dose_honesty.png`` and ``dose.md``, which also says
 how many distinct rows each E1 domain and control holds and the epochs the longest run takes
-(``corpora/dose/capacity.json``).
+(``corpora/dose/capacity.json``); and the dose's claims, ``claims_dose.csv`` and ``.md``
+(``reporting.claims.DOSE_SOURCES``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from deceptionlab.core.conditions import ALIGNED_LEVEL, VANILLA, Condition, Layout
 from deceptionlab.core.errors import DataError
 from deceptionlab.core.fileio import atomic_write_text
 from deceptionlab.core.params import Params
 from deceptionlab.core.records import SettingsModel, parse_json, read_text, validate_row
+from deceptionlab.reporting.claims import dose_claims, write_claims
 from deceptionlab.reporting.common import (
     METRIC_COLUMNS,
     change_cell,
@@ -176,17 +180,21 @@ def read_capacity(path: Path) -> list[dict[str, Any]]:
 
 def report_dose(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params,
                 corpora_dir: Path = Layout.corpora_dir) -> list[dict[str, Any]]:
-    """dose.csv, dose_misalignment.csv, dose_honesty.png and dose.md; returns the table. Every input is
-    read before anything is written."""
+    """dose.csv, dose_misalignment.csv, dose_honesty.png, dose.md and the claims_dose files; returns the
+    table. Every input is read before anything is written."""
     table = build_table(metrics_dir, predictions_dir, params)
     misalignment = misalignment_table(predictions_dir, params)
     vanilla = metric_columns(read_metrics(Layout(metrics_dir=metrics_dir).metrics(VANILLA)))
     capacity = read_capacity(Layout(corpora_dir=corpora_dir).dose_capacity)
     markdown = summary_markdown(table, misalignment, vanilla, capacity, params)
+    claims, claims_markdown = dose_claims({"dose.csv": pd.DataFrame(table, columns=COLUMNS),
+                                           "dose_misalignment.csv": pd.DataFrame(misalignment, columns=MISALIGNMENT_COLUMNS)}, params)
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_dose(table, misalignment, vanilla, params, out_dir / "dose_honesty.png")
     atomic_write_text(out_dir / "dose.csv", table_csv(table, COLUMNS))
     atomic_write_text(out_dir / "dose_misalignment.csv", table_csv(misalignment, MISALIGNMENT_COLUMNS))
     atomic_write_text(out_dir / "dose.md", markdown)
-    log_report(params, "dose", [out_dir / name for name in ("dose.md", "dose.csv", "dose_misalignment.csv", "dose_honesty.png")])
+    claims_files = write_claims(claims, claims_markdown, out_dir, "claims_dose")
+    log_report(params, "dose", [*(out_dir / name for name in ("dose.md", "dose.csv", "dose_misalignment.csv", "dose_honesty.png")),
+                                *claims_files])
     return table
