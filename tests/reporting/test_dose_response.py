@@ -102,7 +102,9 @@ def test_noisy_flat_responses_show_no_effect() -> None:
     result = bootstrap_effective_doses(by_dose(doses, responses), resamples=200, seed=0)
     effect = result.estimates["max_effect"]
     assert effect.low < 0 < effect.high
-    assert result.failed_refits > 60  # most refits find no identified curve
+    # Refits on an edge of the search ranges are kept (a constrained fit is a fit), so few fail here;
+    # what says "no effect" is the step's interval, and with it the fit is not read.
+    assert "the CI of max_effect includes zero" in unresolved_reasons(fit_hill(doses, responses), result, 0.05)
 
 
 def test_the_bootstrap_keeps_items_paired_across_doses() -> None:

@@ -17,12 +17,13 @@ Search ranges: ED50 from two decades below the smallest positive dose up to the 
 midpoint beyond the largest dose would leave ``top`` an extrapolation; below the smallest one the
 control still anchors ``bottom``), the slope within [0.1, 10]. A fit counts as converged when the
 optimizer succeeds, the curve has a step (top != bottom) and neither ED50 nor the slope ends on the
-edge of its range: an edge means the data do not pin it down.
+edge of its range: an edge means the data do not pin it down (``on_edge``). In the bootstrap an edge
+is an answer, not a failure: a refit is kept whenever the optimizer solved it with a step.
 
 No effect: when the responses do not change with the dose, ED50 and the slope are not identified.
 ``fit_hill`` still returns, usually with ``converged`` False (the optimizer fails, or ED50 or the
-slope ends on an edge, or there is no step at all); the bootstrap then has many ``failed_refits``
-and the CI of ``max_effect`` (top - bottom) includes zero. Read an ED only when ``unresolved_reasons``
+slope ends on an edge, or there is no step at all); the CI of ``max_effect`` (top - bottom) then
+includes zero. Read an ED only when ``unresolved_reasons``
 is empty: the point fit converged, at most ``report.max_failed_refit_share`` of the refits failed,
 and ``max_effect``'s CI excludes zero. The same holds when the whole change happens below the
 smallest positive dose: the data then say only that ED50 is below it, and
@@ -55,6 +56,12 @@ class HillFit:
     ed50: float  # dose giving half the change from bottom to top
     hill: float  # slope on the log-dose scale (> 0)
     converged: bool  # optimizer succeeded, a step exists, ED50 and slope inside their search ranges
+    on_edge: bool = False  # optimizer succeeded and a step exists, but ED50 or the slope ends on its range's edge
+
+    @property
+    def solved(self) -> bool:
+        """The constrained least-squares problem has a solution with a step, on an edge or not."""
+        return self.converged or self.on_edge
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,7 @@ def _fit_means(levels: np.ndarray, means: np.ndarray, counts: np.ndarray) -> Hil
     )
     # A step lost in rounding leaves ED50 and the slope where they started: no fit either.
     has_step = not math.isclose(top, bottom, rel_tol=1e-9, abs_tol=1e-12)
-    return HillFit(bottom, top, math.exp(log_ed50), hill, converged=has_step and not at_bound)
+    return HillFit(bottom, top, math.exp(log_ed50), hill, converged=has_step and not at_bound, on_edge=has_step and at_bound)
 
 
 def effective_dose(fit: HillFit, fraction: float) -> float:
@@ -161,9 +168,12 @@ def bootstrap_effective_doses(
     ``paired=True``, seeded by ``seed``) draws one set of item indices and takes it at every dose,
     so an item's difficulty, shared across doses, stays in every resample, and refits the curve on
     the doses' means. Resampling each dose on its own would treat a paired design as independent
-    samples and make the intervals too wide. Refits that do not converge are left out of the CIs and
-    counted in ``failed_refits``: read the CIs only when few failed (``fit_is_resolved``).
-    The point estimate is the fit on all items (NaN if that fit does not converge).
+    samples and make the intervals too wide. A refit whose ED50 or slope ends on the edge of its search
+    range is kept: that constrained least-squares estimate is the resample's answer (a steep step
+    between two tested doses sends the slope to its upper edge, and dropping those refits would cut the
+    steep tail off the intervals). Refits the optimizer gave up on, or with no step at all, are left out
+    of the CIs and counted in ``failed_refits``: read the CIs only when few failed (``unresolved_reasons``).
+    The point estimate is the fit on all items (NaN unless that fit converged inside the ranges).
     """
     if resamples < 1:
         raise ConfigError(f"evaluate.bootstrap_resamples={resamples} must be at least 1")
@@ -178,15 +188,17 @@ def bootstrap_effective_doses(
     doses = np.repeat(levels, samples[0].size)
     _, means, counts = _dose_means(doses, np.concatenate(samples))
 
-    def summary(fit: HillFit) -> np.ndarray:
-        if not fit.converged:
+    def summary(fit: HillFit, usable: bool) -> np.ndarray:
+        if not usable:
             return np.full(len(fractions) + 1, math.nan)
         return np.array([effective_dose(fit, f) for f in fractions] + [fit.top - fit.bottom])
 
     def refit(*resampled: np.ndarray) -> np.ndarray:
-        return summary(_fit_means(levels, np.array([sample.mean() for sample in resampled]), counts))
+        fit = _fit_means(levels, np.array([sample.mean() for sample in resampled]), counts)
+        return summary(fit, fit.solved)
 
-    point = summary(_fit_means(levels, means, counts))
+    point_fit = _fit_means(levels, means, counts)
+    point = summary(point_fit, point_fit.converged)
     with warnings.catch_warnings():
         # scipy's own interval ignores failed (NaN) refits badly and warns; the CIs are taken below.
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
