@@ -1,0 +1,52 @@
+"""The README's results are read from the generated claims tables, never typed in by hand.
+
+Every paired change the README quotes ("-22.9 [-29.4, -17.0]") must be a row of reports/claims.csv or
+reports/claims_dose.csv, as those reports round it; its results table names the claim beside it.
+"""
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHANGE = re.compile(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]")
+TABLE_ROW = re.compile(r"^\| `?(?P<claim>[a-z0-9_.]+)`? \| (?P<change>[^|]+) \| (?P<mde>[^|]+) \| (?P<verdict>[^|]+) \|$")
+
+
+def claims() -> pd.DataFrame:
+    tables = [pd.read_csv(path) for path in (ROOT / "reports/claims.csv", ROOT / "reports/claims_dose.csv") if path.is_file()]
+    if not tables:
+        pytest.fail("reports/claims.csv and reports/claims_dose.csv are missing: run `dvc repro` and `make dose`")
+    return pd.concat(tables).set_index("claim")
+
+
+def change_text(row: pd.Series) -> str:
+    """A claim's change as the claims report writes it (reporting/claims.py summary_markdown)."""
+    return f"{row.effect:+.1f} [{row.ci_low:+.1f}, {row.ci_high:+.1f}]"
+
+
+def readme() -> str:
+    return (ROOT / "README.md").read_text()
+
+
+def test_every_change_the_readme_quotes_is_a_claim_of_the_reports():
+    quoted = CHANGE.findall(readme())
+    assert quoted, "the README quotes no paired change"
+    known = {change_text(row) for _, row in claims().iterrows()}
+    assert [text for text in quoted if text not in known] == []
+
+
+def test_the_results_table_gives_each_claim_its_own_change_mde_and_verdict():
+    table = claims()
+    rows = [match.groupdict() for match in map(TABLE_ROW.match, readme().splitlines()) if match and match["claim"] in table.index]
+    assert len(rows) >= 5, "the README's results table lists fewer than 5 claims of the reports"
+    for row in rows:
+        claim = table.loc[row["claim"]]
+        assert (row["change"].strip(), row["mde"].strip(), row["verdict"].strip()) == (
+            change_text(claim), f"{claim.mde:.1f}", claim.verdict), row["claim"]
+
+
+def test_the_readme_is_a_guide_of_at_most_8000_characters():
+    assert len(readme()) <= 8000
