@@ -38,6 +38,20 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def require_chromium() -> None:
+    """The browser checks (tests/test_mlflow_ui.py, tests/test_optuna_dashboard.py) need Debian's chromium:
+    a missing browser skips them on a researcher's machine (no root needed for `make test`); under CI=true,
+    where .ci/run installs it, it is a failure."""
+    import os
+    import shutil
+
+    if shutil.which("chromium") is None:
+        message = "Debian's chromium is not installed (.ci/run installs it: apt-get install -y chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def build_tiny_model(folder: Path, seed: int = 0) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
