@@ -7,7 +7,9 @@ A check raises ``CheckFailed`` with one line; ``run_check`` turns it into ``erro
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -24,9 +26,14 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 VIEWPORT = {"width": 1600, "height": 1000}
-# A busy 2-core machine: a server takes up to ~30 s to start, a page ~10 s to render.
-SERVER_START_S = 300
+# A 2-core machine: a server starts in ~15 s, a page renders in ~5 s; a machine busy with other work at
+# a higher priority, minutes and tens of seconds.
+SERVER_START_S = 420
 RENDER_S = 90
+CHECK_LIMIT_S = int(os.environ.get("BROWSER_CHECK_LIMIT_S", 540))  # a whole check; the tests wait 600 s
+
+
+step = "starting"  # what the check is doing: said when it runs out of time
 
 
 class CheckFailed(Exception):
@@ -47,12 +54,14 @@ def free_port() -> int:
 def served(command: list[str], probe_url: str, what: str, env: dict[str, str] | None = None) -> Iterator[Callable[[], None]]:
     """``command`` running (with ``env`` added to the environment) until the block ends. It yields
     ``ready()``, which waits until ``probe_url`` answers: a browser can start meanwhile."""
-    import os
-
     log = tempfile.TemporaryFile("w+")  # not a pipe: a server logging every request would fill it and stall
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=os.environ | (env or {}))
+    # A session of its own: the server's children (mlflow ui's uvicorn) are ended with it, as a group.
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=os.environ | (env or {}),
+                              start_new_session=True)
 
     def ready() -> None:
+        global step
+        step = f"waiting for {what} to answer {probe_url}"
         deadline = time.monotonic() + SERVER_START_S
         while True:
             if server.poll() is not None:
@@ -70,12 +79,20 @@ def served(command: list[str], probe_url: str, what: str, env: dict[str, str] | 
     try:
         yield ready
     finally:
-        server.terminate()
+        for signal_number in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(server.pid, signal_number)
+                server.wait(timeout=30)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        server.wait()
         try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            os.killpg(server.pid, signal.SIGKILL)  # whatever of the group outlived its leader
+        except ProcessLookupError:
+            pass
         log.close()
 
 
@@ -90,7 +107,9 @@ def chromium_path() -> str:
 def browser_context() -> Iterator[Any]:
     """A browser context of headless Debian chromium (Playwright's sync API: ``context.new_page()``), closed
     with the block."""
+    global step
     chromium = chromium_path()
+    step = "launching chromium"
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -109,6 +128,8 @@ def wait_shown(locator, what: str, url: str, seconds: float = RENDER_S) -> None:
     """Wait for ``locator`` to be attached to the page; a one-line failure naming ``what`` if it never is."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    global step
+    step = f"waiting for {what} on {url}"
     try:
         locator.first.wait_for(state="attached", timeout=seconds * 1000)
     except PlaywrightTimeout:
@@ -126,24 +147,46 @@ def wait_until(page, predicate: str, arg: Any = None, seconds: float = RENDER_S 
         return False
 
 
-def coloured_pixels(png: Path, box: dict[str, float], spread: int = 80) -> int:
-    """Pixels of the screenshot ``png`` inside ``box`` (an element's bounding box: x, y, width, height)
-    that are clearly coloured (not white, grey or black): a chart's markers and lines, not its axes, grid
-    or labels. Cropped from the page's screenshot: an element's own screenshot waits for the element to
-    keep still, which a busy machine's Plotly may not do within the time."""
+def coloured_pixels(png: bytes, spread: int = 80) -> int:
+    """Pixels of a screenshot that are clearly coloured (not white, grey or black): a chart's markers and
+    lines, not its axes, grid or labels."""
+    import io
+
     from PIL import Image
 
-    with Image.open(png) as image:
-        crop = image.convert("RGB").crop((int(box["x"]), int(box["y"]), int(box["x"] + box["width"]), int(box["y"] + box["height"])))
-        return sum(1 for r, g, b in crop.getdata() if max(r, g, b) - min(r, g, b) > spread)
+    with Image.open(io.BytesIO(png)) as image:
+        return sum(1 for r, g, b in image.convert("RGB").getdata() if max(r, g, b) - min(r, g, b) > spread)
+
+
+def wait_coloured(page, locator, at_least: int, seconds: float = RENDER_S / 3) -> int:
+    """The coloured pixels (``coloured_pixels``) of the page's screenshot inside ``locator``'s box, once
+    there are ``at_least`` or ``seconds`` have passed: WebGL markers (Plotly's scattergl) are drawn after
+    the SVG axes, on a busy machine seconds after. A clip of the page, not the element's own screenshot,
+    which waits for the element to keep still, as a busy machine's Plotly may not within the time."""
+    global step
+    step = f"waiting for coloured markers in {locator}"
+    deadline = time.monotonic() + seconds
+    while True:
+        box = locator.bounding_box()
+        coloured = coloured_pixels(page.screenshot(clip=box)) if box and box["width"] and box["height"] else 0
+        if coloured >= at_least or time.monotonic() > deadline:
+            return coloured
+        time.sleep(1.0)
 
 
 def run_check(check: Callable[..., None]) -> Callable[..., None]:
-    """``check`` with its ``CheckFailed`` (and Playwright's errors) as ``error: <one line>``, exit code 1."""
+    """``check`` with its ``CheckFailed`` (and Playwright's errors) as ``error: <one line>``, exit code 1,
+    and a time limit (CHECK_LIMIT_S): past it the check fails the same way, its server and browser ended,
+    rather than being killed by whoever waits for it and leaving them running."""
     import functools
+
+    def out_of_time(signal_number, frame) -> None:
+        fail(f"the check did not finish within {CHECK_LIMIT_S} s ({step})")
 
     @functools.wraps(check)
     def wrapper(*args, **kwargs) -> None:
+        signal.signal(signal.SIGALRM, out_of_time)
+        signal.alarm(CHECK_LIMIT_S)
         try:
             check(*args, **kwargs)
         except CheckFailed as error:
@@ -152,12 +195,16 @@ def run_check(check: Callable[..., None]) -> Callable[..., None]:
             if type(error).__module__.startswith("playwright"):
                 sys.exit(f"error: the browser failed: {(str(error).strip().splitlines() or [type(error).__name__])[0]}")
             raise
+        finally:
+            signal.alarm(0)
 
     return wrapper
 
 
 def screenshot(page, folder: Path, name: str, full_page: bool = False) -> Path:
+    global step
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
+    step = f"saving screenshot {path}"
     page.screenshot(path=str(path), full_page=full_page, timeout=RENDER_S * 1000)
     return path

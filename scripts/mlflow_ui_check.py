@@ -28,7 +28,7 @@ from typing import Annotated
 
 import mlflow
 import typer
-from headless import RENDER_S, VIEWPORT, browser_context, chromium_path, coloured_pixels, fail, free_port, run_check, screenshot, served, wait_shown, wait_until
+from headless import RENDER_S, VIEWPORT, browser_context, chromium_path, fail, free_port, run_check, screenshot, served, wait_coloured, wait_shown, wait_until
 from mlflow.entities import ViewType
 
 from deceptionlab.core.tracking import CONDITION_KEYS, SWEEPS
@@ -37,6 +37,7 @@ REQUIRED = ("e1", "e2")  # the groups whose separation and chart are checked
 CHART_GROUP, CHART_X, CHART_Y = "e2", "mixture_ratio", "honesty_score"
 GROUP_ORDER = ("e1", "controls", "e2", "e3", "dose", "vanilla", "claims", SWEEPS)
 NEWEST = 40  # runs at the top of a run list (newest first) that must all be rendered; further rows may be virtual
+MARKER_PIXELS = 20  # coloured pixels that make at least one drawn marker (a marker is about 50)
 TAG_SELECTOR = '[data-component-type="tag"][role="status"]'
 
 
@@ -155,7 +156,6 @@ def check_chart(context, base_url: str, name: str, experiment, runs: list, folde
         titles = plot.evaluate("p => [p.querySelector('text.xtitle')?.textContent, p.querySelector('text.ytitle')?.textContent]") \
             if plot.count() else None
         fail(f"the compare view of {name!r} drew no scatter plot of {CHART_Y} against {CHART_X} (axis titles: {titles})")
-    page.wait_for_timeout(1000)  # Plotly draws the WebGL markers after the SVG axes
     traces = plot.evaluate("p => (p.data || []).map(t => ({x: t.x, y: t.y, text: t.text}))")
     drawn = sorted((str(text).split("<b>")[-1].split("</b>")[0], float(x), float(y))
                    for trace in traces for x, y, text in zip(trace["x"] or [], trace["y"] or [], trace["text"] or [], strict=False))
@@ -164,11 +164,10 @@ def check_chart(context, base_url: str, name: str, experiment, runs: list, folde
         fail(f"the scatter plot of {name!r} draws {drawn}, not the runs' ({CHART_X}, {CHART_Y}) {logged}")
     if plot.locator("canvas").count() + plot.locator(".scatterlayer .point").count() == 0:
         fail(f"the scatter plot of {name!r} has no canvas nor SVG points")
-    shot = screenshot(page, folder, f"{CHART_GROUP}-{CHART_Y}-vs-{CHART_X}")
-    box = plot.bounding_box()
-    coloured = coloured_pixels(shot, box) if box else 0
-    if coloured < 20:
+    coloured = wait_coloured(page, plot, MARKER_PIXELS)
+    if coloured < MARKER_PIXELS:
         fail(f"the scatter plot of {name!r} renders no visible markers ({coloured} coloured pixels)")
+    shot = screenshot(page, folder, f"{CHART_GROUP}-{CHART_Y}-vs-{CHART_X}")
     points = ", ".join(f"({x:g}, {y:g})" for _, x, y in logged)
     return f"{name} compare view plots {CHART_Y} against {CHART_X} for {len(runs)} runs: {points} ({coloured} coloured pixels; {shot})"
 

@@ -2,14 +2,12 @@
 logged with the project's own tracking functions (core/tracking.mlflow_run, Condition.tracking_tags)."""
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pytest
 
-from conftest import require_chromium
+from conftest import require_chromium, run_browser_check
 from deceptionlab.core.conditions import Condition
 from deceptionlab.core.params import TrackingParams
 from deceptionlab.core.tracking import mlflow_run
@@ -68,9 +66,9 @@ def log_tiny_pipeline(tracking: TrackingParams, e1=E1, e2=E2) -> None:
         log_evaluation(tracking, condition, honesty, finetuned if condition == Condition.mixture(0.1) else None)
 
 
-def check(tracking: TrackingParams, screenshots: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), "--store", tracking.mlflow_tracking_uri, "--base", tracking.experiment,
-                           "--screenshots", str(screenshots)], capture_output=True, text=True, timeout=300)
+def check(tracking: TrackingParams, screenshots: Path):
+    return run_browser_check(SCRIPT, "--store", tracking.mlflow_tracking_uri, "--base", tracking.experiment,
+                             "--screenshots", str(screenshots))
 
 
 def test_the_ui_shows_the_runs_grouped_by_experiment_tagged_and_charted(tracking, tmp_path):

@@ -2,14 +2,12 @@
 Chromium (the sweep's browser view, sweeps/study.py)."""
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
 
-from conftest import require_chromium
+from conftest import require_chromium, run_browser_check
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "optuna_dashboard_check.py"
 STUDY = "tiny-sweep"
@@ -33,9 +31,8 @@ def storage(study_db, tmp_path) -> str:
     return f"sqlite:///{tmp_path}/optuna.db"
 
 
-def check(storage: str, screenshots: Path, *options: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), "--storage", storage, "--study", STUDY, "--screenshots",
-                           str(screenshots), *options], capture_output=True, text=True, timeout=300)
+def check(storage: str, screenshots: Path, *options: str):
+    return run_browser_check(SCRIPT, "--storage", storage, "--study", STUDY, "--screenshots", str(screenshots), *options)
 
 
 def test_the_dashboard_shows_the_study_and_plots_its_trials(storage, tmp_path):
@@ -55,8 +52,7 @@ def test_the_dashboard_shows_the_study_and_plots_its_trials(storage, tmp_path):
 
 
 def test_a_missing_study_is_a_one_line_error(storage, tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), "--storage", storage, "--study", "absent"],
-                            capture_output=True, text=True, timeout=300)
+    result = run_browser_check(SCRIPT, "--storage", storage, "--study", "absent")
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: {storage} has no study 'absent' (it holds {STUDY})"
 
