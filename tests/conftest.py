@@ -38,6 +38,39 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def require_chromium() -> None:
+    """The browser checks (tests/test_mlflow_ui.py, tests/test_optuna_dashboard.py) need Debian's chromium:
+    a missing browser skips them on a researcher's machine (no root needed for `make test`); under CI=true,
+    where .ci/run installs it, it is a failure."""
+    import os
+    import shutil
+
+    if shutil.which("chromium") is None:
+        message = "Debian's chromium is not installed (.ci/run installs it: apt-get install -y chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def run_browser_check(script: Path, *args: str, timeout: float = 600):
+    """Run a browser check (scripts/*_check.py) in a session of its own; past ``timeout`` the whole session
+    is killed, its server and browser with it (a check ends itself, one line said, within 540 s)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"{script.name} did not end within {timeout:.0f} s")
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 def build_tiny_model(folder: Path, seed: int = 0) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
