@@ -65,6 +65,17 @@ def same(drawn: list[tuple[float, float]], logged: list[tuple[float, float]]) ->
     return len(drawn) == len(logged) and all(abs(a - c) < 1e-9 and abs(b - d) < 1e-9 for (a, b), (c, d) in zip(drawn, logged, strict=True))
 
 
+def check_points(page, plot_id: str, expected: list, what: str, coordinates: str) -> tuple[list, int]:
+    """The plot's points and SVG marker count; a one-line failure unless they are the trials' ``expected``."""
+    drawn = plotted(page, plot_id)
+    if not same(drawn, expected):
+        fail(f"{what} draws {drawn}, not its trials' {coordinates} {expected}")
+    markers = page.locator(f"#{plot_id} .scatterlayer path.point").count()
+    if markers != len(expected):
+        fail(f"{what} draws {markers} SVG markers, not {len(expected)}")
+    return drawn, markers
+
+
 @run_check
 def main(
     storage: Annotated[str, typer.Option(help="Optuna storage URL.")] = "sqlite:///sweeps/optuna.db",
@@ -108,24 +119,14 @@ def main(
         study_id = int(url.rsplit("/", 1)[1])
         wait_shown(page.get_by_text(f"{study} (id={study_id})", exact=True), f"title {study} (id={study_id})", url)
         _, y_title = wait_titles(page, "plot-history", url, "Trial", None)
-        drawn = plotted(page, "plot-history")
-        if not same(drawn, history):
-            fail(f"the history plot of {study!r} draws {drawn}, not its trials' (number, value) {history}")
-        markers = page.locator("#plot-history .scatterlayer path.point").count()
-        if markers != len(history):
-            fail(f"the history plot of {study!r} draws {markers} SVG markers, not {len(history)}")
+        drawn, markers = check_points(page, "plot-history", history, f"the history plot of {study!r}", "(number, value)")
         shot = screenshot(page, screenshots, "history", full_page=True)
         lines.append(f"the page of {study!r} plots {len(drawn)} trials' {y_title} against Trial ({markers} SVG markers; {shot})")
 
         url = f"{base_url}/dashboard/studies/{study_id}/analytics"
         page.goto(url, timeout=RENDER_S * 1000)
         wait_titles(page, "plot-slice", url, f"Param {param}", "Objective Value")
-        drawn = plotted(page, "plot-slice")
-        if not same(drawn, slice_points):
-            fail(f"the slice plot of {study!r} draws {drawn}, not its trials' ({param}, value) {slice_points}")
-        markers = page.locator("#plot-slice .scatterlayer path.point").count()
-        if markers != len(slice_points):
-            fail(f"the slice plot of {study!r} draws {markers} SVG markers, not {len(slice_points)}")
+        drawn, markers = check_points(page, "plot-slice", slice_points, f"the slice plot of {study!r}", f"({param}, value)")
         shot = screenshot(page, screenshots, "analytics", full_page=True)
         points = ", ".join(f"({x:.3g}, {y:.3g})" for x, y in drawn)
         lines.append(f"the analytics page of {study!r} plots Objective Value against Param {param}: {points} "
