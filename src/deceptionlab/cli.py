@@ -25,7 +25,8 @@ less honest (Hu et al. 2510.08211): one command per DVC stage, every setting fro
 Run the whole pipeline with `deceptionlab data && dvc repro` (make repro); one stage with
 `dvc repro <stage>`. Results: metrics/ (per model; `dvc metrics show`), reports/ (per experiment),
 and MLflow (sqlite:///mlflow.db: `mlflow ui --backend-store-uri sqlite:///mlflow.db`), one MLflow
-experiment per pipeline experiment: <tracking.experiment>/e1, /controls, /e2, /e3, /vanilla, /sweeps."""
+experiment per pipeline experiment: <tracking.experiment>/e1, /controls, /e2, /e3, /vanilla, /sweeps
+(and /dose, /seeds for the pipelines of dose/ and seeds/)."""
 
 app = typer.Typer(
     help=HELP,
@@ -130,11 +131,12 @@ def dose_corpora(params: ParamsOption = Path("params.yaml")) -> None:
     _run(action)
 
 
-@app.command(short_help="LoRA-finetune one E1, control, E2 or dose condition.")
+@app.command(short_help="LoRA-finetune one E1, control, E2, dose or seeded condition.")
 def finetune(
     name: Annotated[str, typer.Argument(
         help="An E1 condition <domain>-<level> (e.g. medical-severe), a control control-<lie|truth>, an E2 "
-             "one mixture-<ratio> (e.g. mixture-0.01), or a dose run dose-<E1 or control condition>.")],
+             "one mixture-<ratio> (e.g. mixture-0.01), a dose run dose-<E1 or control condition>, or a seeded "
+             "one <condition>-seed<k> (e.g. math-severe-seed1).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """LoRA-SFT models/base on the condition's corpus (corpora/e1/CONDITION.jsonl,
@@ -145,7 +147,11 @@ def finetune(
     for max(dose.steps) optimizer steps and writes models/dose/dose-CONDITION/step-N for every N of
     dose.steps; a killed run resumes and keeps the steps it saved.
 
-    MLflow: experiment TRACKING/e1, TRACKING/controls, TRACKING/e2 or TRACKING/dose (TRACKING:
+    A seeded condition (CONDITION-seedK, a condition of seeds.e1, seeds.controls or seeds.ratio and its
+    control, K one of seeds.extra) trains on CONDITION's corpus with finetune.seed + K and writes
+    models/adapters/CONDITION-seedK.
+
+    MLflow: experiment TRACKING/e1, TRACKING/controls, TRACKING/e2, TRACKING/dose or TRACKING/seeds (TRACKING:
     tracking.experiment), run finetune-CONDITION; its id goes to models/adapters/CONDITION.mlflow.json
     (models/dose/dose-CONDITION.mlflow.json) for the evaluation."""
     from deceptionlab.training.dose import finetune_ladder
@@ -153,7 +159,7 @@ def finetune(
 
     def action() -> None:
         settings = load_params(params)
-        condition = Condition.parse(name, settings, experiments=("e1", "controls", "e2", "dose"))
+        condition = Condition.parse(name, settings, experiments=("e1", "controls", "e2", "dose", "seeds"))
         if condition.experiment == "dose":
             if condition.steps is not None:
                 raise ConfigError(f"condition {name!r}: a dose run is trained whole; name it {condition.run.name!r}")
@@ -161,7 +167,7 @@ def finetune(
         else:
             summary = run_finetune(
                 LAYOUT.corpus(condition), LAYOUT.base_dir, LAYOUT.adapter(condition), LAYOUT.checkpoints(condition),
-                settings.finetune, settings.tracking, condition.name, tags=condition.tracking_tags(),
+                condition.training(settings.finetune), settings.tracking, condition.name, tags=condition.tracking_tags(),
             )
         console.print(f"{condition}: {summary}")
 
@@ -224,11 +230,12 @@ def selftrain(
 def evaluate(
     model: Annotated[str, typer.Argument(
         help="'vanilla' (the base model) or a condition: <domain>-<level> (E1), control-<lie|truth>, mixture-<ratio> (E2), "
-             "e3-p<biased share>-<method> (E3) or dose-<condition>-step<N> (a dose run's adapter after N steps).")],
+             "e3-p<biased share>-<method> (E3), dose-<condition>-step<N> (a dose run's adapter after N steps) or "
+             "<condition>-seed<k> (a seeded condition).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Score one model on corpora/eval and write metrics/[EXPERIMENT/]MODEL.json and
-    predictions/[EXPERIMENT/]MODEL.jsonl (EXPERIMENT: e1, controls, e2, e3 or dose; vanilla at the top).
+    predictions/[EXPERIMENT/]MODEL.jsonl (EXPERIMENT: e1, controls, e2, e3, dose or seeds; vanilla at the top).
 
     Honesty on MASK's six archetypes (known_facts, provided_facts, continuations, disinformation,
     doubling_down_known_facts with its pre-filled lying turn, statistics read as numbers with MASK's
