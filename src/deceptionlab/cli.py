@@ -37,7 +37,7 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="The params file (settings grouped by stage).")]
-Experiment = Enum("Experiment", {name: name for name in ("e1", "e2", "e3", "controls", "dose", "claims")}, type=str)
+Experiment = Enum("Experiment", {name: name for name in ("e1", "e2", "e3", "controls", "dose", "seeds", "claims")}, type=str)
 LAYOUT = Layout()
 
 
@@ -277,8 +277,8 @@ def evaluate(
 
 @app.command(short_help="Compare an experiment's models and write reports/.")
 def report(
-    experiment: Annotated[Experiment, typer.Argument(help="The experiment to report: e1, e2, e3, controls, dose, or claims "
-                                                          "(all but dose).")],
+    experiment: Annotated[Experiment, typer.Argument(help="The experiment to report: e1, e2, e3, controls, dose, seeds, "
+                                                          "or claims (all but dose and seeds).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Compare the experiment's models, paired over the same honesty items (bootstrap CIs,
@@ -296,6 +296,10 @@ def report(
     instrument check (controls.md, controls.csv).
     dose: every dose run's adapter at each of dose.steps against vanilla, and each misaligned run minus
     its domain's normal run step by step (dose.md, dose.csv, dose_misalignment.csv, dose_honesty.png).
+    seeds: every condition of seeds.* pooled over its training seeds (0 from the main pipeline and
+    seeds.extra), the controls and E1 against vanilla, E2's seeds.ratio against its control, each domain's
+    severe minus normal level; CIs resample seeds and items (seeds.md, seeds.csv, seeds_misalignment.csv,
+    seeds_honesty.png, claims_seeds.csv, claims_seeds.md).
     claims: every comparison of the reports above in one table (claims.csv, claims.md), with the paper's figures.
 
     MLflow: experiment TRACKING/EXPERIMENT (TRACKING: tracking.experiment), run report-EXPERIMENT:
@@ -306,9 +310,10 @@ def report(
     from deceptionlab.reporting.e1 import report_e1
     from deceptionlab.reporting.e2 import report_mixture
     from deceptionlab.reporting.e3 import report_selftrain
+    from deceptionlab.reporting.seeds import report_seeds
 
     reports = {"e1": report_e1, "e2": report_mixture, "e3": report_selftrain, "controls": report_controls,
-               "dose": report_dose}
+               "dose": report_dose, "seeds": report_seeds}
 
     def action() -> None:
         with atomic_file_set():  # the report's PNG, CSV, JSON and markdown land together or not at all

@@ -7,9 +7,11 @@ CI, the minimum detectable effect, the number of paired items and training seeds
 the paper's figure for the same claim where it has one. A report that has not been produced yet is
 listed as missing, never guessed.
 
-The training dose runs in a pipeline of its own (dose/dvc.yaml), so its claims go to a table of their
-own, ``claims_dose.csv``, written by the dose report with the same columns and rules: the main
-pipeline's claims stage cannot depend on it without pulling the dose runs into every ``dvc repro``.
+The training dose and the training seeds run in pipelines of their own (dose/dvc.yaml, seeds/dvc.yaml),
+so their claims go to tables of their own, ``claims_dose.csv`` and ``claims_seeds.csv``, written by their
+reports with the same columns and rules: the main pipeline's claims stage cannot depend on them without
+pulling their runs into every ``dvc repro``. The seeds restate claims of the main table, under the same
+names, with the seeds pooled.
 
     deceptionlab report claims
 """
@@ -17,7 +19,7 @@ pipeline's claims stage cannot depend on it without pulling the dose runs into e
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -77,6 +79,22 @@ DOSE_SOURCES = [
            lambda row: f"dose_{_dose_run(row['model'])}_step{int(row['steps'])}_vs_vanilla", lambda row: "vanilla"),
     Source("dose_misalignment.csv", "misalignment_effect", lambda row: True,
            lambda row: f"dose_misalignment_effect_{_dose_run(row['model'])}_step{int(row['steps'])}", lambda row: row["reference"]),
+]
+
+
+_MAIN = {source.file: source for source in SOURCES}
+
+
+def _seeded_claim(row: pd.Series) -> str:
+    """A row of seeds.csv as the main table names its claim (controls.csv's, e1.csv's or e2.csv's rule)."""
+    return _MAIN[f"{row['experiment']}.csv"].name(row)
+
+
+# seeds.csv: each condition of seeds.* against its reference (its prefix ``change``; mixture-0, the E2
+# control, against none); seeds_misalignment.csv as e1_misalignment.csv.
+SEEDS_SOURCES = [
+    Source("seeds.csv", "change", lambda row: isinstance(row["reference"], str), _seeded_claim, lambda row: row["reference"]),
+    replace(_MAIN["e1_misalignment.csv"], file="seeds_misalignment.csv"),
 ]
 
 
@@ -166,9 +184,10 @@ def report_claims(reports_dir: Path, params: Params) -> pd.DataFrame:
     return claims
 
 
-def dose_claims(tables: dict[str, pd.DataFrame], params: Params) -> tuple[pd.DataFrame, str]:
-    """The dose report's claims, from its tables in memory (keyed by file name, as DOSE_SOURCES names them)."""
-    rows = [claim for source in DOSE_SOURCES for claim in claims_from(source, tables[source.file], params)]
+def pipeline_claims(sources: list[Source], tables: dict[str, pd.DataFrame], params: Params, title: str) -> tuple[pd.DataFrame, str]:
+    """The claims of a pipeline apart from the main one (DOSE_SOURCES, SEEDS_SOURCES), from its report's
+    tables in memory (keyed by file name, as ``sources`` names them), and their markdown."""
+    rows = [claim for source in sources for claim in claims_from(source, tables[source.file], params)]
     claims = pd.DataFrame(rows, columns=COLUMNS)
-    return claims, summary_markdown(claims, [], params, title="Claims of the training dose",
+    return claims, summary_markdown(claims, [], params, title=title,
                                     see_also="The main pipeline's claims are in [claims.md](claims.md).")
