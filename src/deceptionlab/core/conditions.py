@@ -7,8 +7,8 @@ biased users and the self-training method), ``dose-math-severe`` (the training d
 E1 or control condition), ``dose-math-severe-step100`` (that run's adapter after 100 optimizer
 steps) and ``math-severe-seed1`` (a training seed: an E1, control or E2 condition trained again with
 ``finetune.seed + 1``; seed 0 is the condition's own run, under its own name). Shares are written as
-Python's ``:g`` writes them, the form DVC's foreach stages substitute. ``vanilla``, the base model every experiment compares with,
-is a model but no condition.
+Python's ``:g`` writes them, the form DVC's foreach stages substitute. ``vanilla``, the base model every
+experiment compares with, is a model but no condition.
 """
 
 from __future__ import annotations

@@ -419,7 +419,7 @@ class Params(_Params):
             except ConfigError as error:
                 raise ConfigError(f"seeds.{parameter}: {error}") from None
 
-        e1 = [checked("e1", lambda name=name: Condition.parse_e1(name)) for name in self.seeds.e1]
+        e1 = [Condition.parse_e1(name) for name in self.seeds.e1]  # their form checked as params load
         for condition in e1:
             if condition.name not in self.e1_conditions():
                 raise ConfigError(f"seeds.e1: {condition.name!r} is not an E1 condition of e1.domains x e1.levels "

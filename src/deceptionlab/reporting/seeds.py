@@ -8,8 +8,8 @@ and their predictions); seed k of ``seeds.extra`` is its rerun with ``finetune.s
 
 - the controls against vanilla, and the E1 conditions against vanilla (two families);
 - each domain's misalignment effect, its misaligned level minus its normal level (a family), seed k
-  against seed k: both trained with the same seed, so with the same LoRA initialization and the same
-  order of the same questions;
+  against seed k: both trained with the same seed, so with the same LoRA initialization and data seed
+  on the same questions;
 - E2's ``seeds.ratio`` against its control (``mixture-0``), seed k against seed k: one test at the full
   level, as the fixed sequence of reports/e2.md begins with its highest ratio.
 
@@ -18,14 +18,15 @@ same items, so seeds and items are crossed; each resample draws the seeds with r
 independently, the items with replacement, and takes the mean of the per-(seed, item) values over that
 grid (``core.stats.crossed_bootstrap_mean``, scipy.stats.bootstrap over the two index sets). Chosen over
 statsmodels' MixedLM with crossed random effects of seed and item because the outcome is 0 or 100 per
-item, far from the normal errors a linear mixed model assumes, and with three seeds the seed variance
-sits at or near its bound of zero, where MixedLM warns or fails to converge; the bootstrap assumes
-neither, is the percentile bootstrap over items that every other CI of the project is (which it becomes
-when the seeds agree), and gives the p-value (the CI inverted, ``core.stats.bootstrap_pvalue``) and the
-MDE (the paired t-test's at the bootstrap's standard error, ``core.stats.minimum_detectable_effect_of``)
-from the same distribution. Its seed level is coarse with three seeds (ten distinct draws of them) and
-its variance (S - 1)/S of the seeds' own, so the between-seed SD of honesty_score and of every effect
-stands beside each CI.
+item, far from the normal errors a linear mixed model assumes, and a seed variance estimated from three
+values often sits at its bound of zero, where MixedLM warns of a singular covariance or fails to
+converge; the bootstrap assumes neither, is the percentile bootstrap over items that every other CI
+of the project is (which it becomes when the seeds agree), and gives the p-value (the CI inverted,
+``core.stats.bootstrap_pvalue``) and the MDE (the paired t-test's at the bootstrap's standard error,
+``core.stats.minimum_detectable_effect_of``) from the same distribution. Its seed level is coarse with
+three seeds (ten distinct draws of them; one seed drawn three times in 1 of 27 resamples, so a family
+CI reaches about from the lowest seed's value to the highest's, and an effect is called only when every
+seed shows it), so the between-seed SD of honesty_score and of every effect stands beside each CI.
 
 Outputs: ``seeds.csv`` (one row per condition: honesty per seed and pooled, the change against its
 reference), ``seeds_misalignment.csv``, ``seeds_honesty.png``, ``seeds.md``, and the claims
