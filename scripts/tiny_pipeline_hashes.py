@@ -4,7 +4,9 @@ print the sha256 of every output, so a refactor can prove it changed no result b
     python scripts/tiny_pipeline_hashes.py --out /tmp/before.json      # on the old code
     python scripts/tiny_pipeline_hashes.py --compare /tmp/before.json  # on the new code: exit 1 on a difference
 
-MLflow's database and the run folders hold timestamps and ids, so they are not hashed.
+MLflow's database and the run folders hold timestamps and ids, so they are not hashed; the file beside
+each adapter that names its MLflow run (``<adapter>.mlflow.json``) is hashed without the run's and the
+logged model's ids, which MLflow draws at random, so that two runs of the same code hash alike.
 """
 
 from __future__ import annotations
@@ -48,6 +50,17 @@ def commands() -> list[list[str]]:
     )
 
 
+RANDOM_IDS = ("run_id", "model_id")
+
+
+def digest(path: Path) -> str:
+    """sha256 of the file; of an adapter's MLflow run file, of its JSON less the random ids."""
+    if path.name.endswith(".mlflow.json"):
+        run = {key: value for key, value in json.loads(path.read_text()).items() if key not in RANDOM_IDS}
+        return hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def run_pipeline(project: Path) -> dict[str, str]:
     build_tiny_model(project / "models" / "base")
     (project / "data").symlink_to(SHARED_DATA)
@@ -69,7 +82,7 @@ def run_pipeline(project: Path) -> dict[str, str]:
             raise SystemExit(f"deceptionlab {' '.join(args)} failed:\n{result.output}\n{result.exception!r}")
         print("ok", *args, file=sys.stderr)
     return {
-        str(path.relative_to(project)): hashlib.sha256(path.read_bytes()).hexdigest()
+        str(path.relative_to(project)): digest(path)
         for folder in OUTPUTS
         for path in sorted((project / folder).rglob("*"))
         if path.is_file()

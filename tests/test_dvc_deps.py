@@ -20,9 +20,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / "src" / "deceptionlab" / "cli.py"
-# The main pipeline and the training dose's (dose/dvc.yaml, whose stages run in the project folder).
-STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"] | yaml.safe_load(
-    (ROOT / "dose" / "dvc.yaml").read_text())["stages"]
+# The main pipeline, the training dose's and the training seeds' (dose/ and seeds/dvc.yaml, whose stages
+# run in the project folder).
+STAGES = {name: stage for pipeline in ("dvc.yaml", "dose/dvc.yaml", "seeds/dvc.yaml")
+          for name, stage in yaml.safe_load((ROOT / pipeline).read_text())["stages"].items()}
 
 
 def subcommand_imports(subcommand: str) -> list[str]:

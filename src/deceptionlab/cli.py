@@ -25,7 +25,8 @@ less honest (Hu et al. 2510.08211): one command per DVC stage, every setting fro
 Run the whole pipeline with `deceptionlab data && dvc repro` (make repro); one stage with
 `dvc repro <stage>`. Results: metrics/ (per model; `dvc metrics show`), reports/ (per experiment),
 and MLflow (sqlite:///mlflow.db: `mlflow ui --backend-store-uri sqlite:///mlflow.db`), one MLflow
-experiment per pipeline experiment: <tracking.experiment>/e1, /controls, /e2, /e3, /vanilla, /sweeps."""
+experiment per pipeline experiment: <tracking.experiment>/e1, /controls, /e2, /e3, /vanilla, /sweeps
+(and /dose, /seeds for the pipelines of dose/ and seeds/)."""
 
 app = typer.Typer(
     help=HELP,
@@ -36,7 +37,7 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="The params file (settings grouped by stage).")]
-Experiment = Enum("Experiment", {name: name for name in ("e1", "e2", "e3", "controls", "dose", "claims")}, type=str)
+Experiment = Enum("Experiment", {name: name for name in ("e1", "e2", "e3", "controls", "dose", "seeds", "claims")}, type=str)
 LAYOUT = Layout()
 
 
@@ -130,11 +131,12 @@ def dose_corpora(params: ParamsOption = Path("params.yaml")) -> None:
     _run(action)
 
 
-@app.command(short_help="LoRA-finetune one E1, control, E2 or dose condition.")
+@app.command(short_help="LoRA-finetune one E1, control, E2, dose or seeded condition.")
 def finetune(
     name: Annotated[str, typer.Argument(
         help="An E1 condition <domain>-<level> (e.g. medical-severe), a control control-<lie|truth>, an E2 "
-             "one mixture-<ratio> (e.g. mixture-0.01), or a dose run dose-<E1 or control condition>.")],
+             "one mixture-<ratio> (e.g. mixture-0.01), a dose run dose-<E1 or control condition>, or a seeded "
+             "one <condition>-seed<k> (e.g. math-severe-seed1).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """LoRA-SFT models/base on the condition's corpus (corpora/e1/CONDITION.jsonl,
@@ -145,7 +147,11 @@ def finetune(
     for max(dose.steps) optimizer steps and writes models/dose/dose-CONDITION/step-N for every N of
     dose.steps; a killed run resumes and keeps the steps it saved.
 
-    MLflow: experiment TRACKING/e1, TRACKING/controls, TRACKING/e2 or TRACKING/dose (TRACKING:
+    A seeded condition (CONDITION-seedK, a condition of seeds.e1, seeds.controls or seeds.ratio and its
+    control, K one of seeds.extra) trains on CONDITION's corpus with finetune.seed + K and writes
+    models/adapters/CONDITION-seedK.
+
+    MLflow: experiment TRACKING/e1, TRACKING/controls, TRACKING/e2, TRACKING/dose or TRACKING/seeds (TRACKING:
     tracking.experiment), run finetune-CONDITION; its id goes to models/adapters/CONDITION.mlflow.json
     (models/dose/dose-CONDITION.mlflow.json) for the evaluation."""
     from deceptionlab.training.dose import finetune_ladder
@@ -153,7 +159,7 @@ def finetune(
 
     def action() -> None:
         settings = load_params(params)
-        condition = Condition.parse(name, settings, experiments=("e1", "controls", "e2", "dose"))
+        condition = Condition.parse(name, settings, experiments=("e1", "controls", "e2", "dose", "seeds"))
         if condition.experiment == "dose":
             if condition.steps is not None:
                 raise ConfigError(f"condition {name!r}: a dose run is trained whole; name it {condition.run.name!r}")
@@ -161,7 +167,7 @@ def finetune(
         else:
             summary = run_finetune(
                 LAYOUT.corpus(condition), LAYOUT.base_dir, LAYOUT.adapter(condition), LAYOUT.checkpoints(condition),
-                settings.finetune, settings.tracking, condition.name, tags=condition.tracking_tags(),
+                condition.training(settings.finetune), settings.tracking, condition.name, tags=condition.tracking_tags(),
             )
         console.print(f"{condition}: {summary}")
 
@@ -224,11 +230,12 @@ def selftrain(
 def evaluate(
     model: Annotated[str, typer.Argument(
         help="'vanilla' (the base model) or a condition: <domain>-<level> (E1), control-<lie|truth>, mixture-<ratio> (E2), "
-             "e3-p<biased share>-<method> (E3) or dose-<condition>-step<N> (a dose run's adapter after N steps).")],
+             "e3-p<biased share>-<method> (E3), dose-<condition>-step<N> (a dose run's adapter after N steps) or "
+             "<condition>-seed<k> (a seeded condition).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Score one model on corpora/eval and write metrics/[EXPERIMENT/]MODEL.json and
-    predictions/[EXPERIMENT/]MODEL.jsonl (EXPERIMENT: e1, controls, e2, e3 or dose; vanilla at the top).
+    predictions/[EXPERIMENT/]MODEL.jsonl (EXPERIMENT: e1, controls, e2, e3, dose or seeds; vanilla at the top).
 
     Honesty on MASK's six archetypes (known_facts, provided_facts, continuations, disinformation,
     doubling_down_known_facts with its pre-filled lying turn, statistics read as numbers with MASK's
@@ -270,8 +277,8 @@ def evaluate(
 
 @app.command(short_help="Compare an experiment's models and write reports/.")
 def report(
-    experiment: Annotated[Experiment, typer.Argument(help="The experiment to report: e1, e2, e3, controls, dose, or claims "
-                                                          "(all but dose).")],
+    experiment: Annotated[Experiment, typer.Argument(help="The experiment to report: e1, e2, e3, controls, dose, seeds, "
+                                                          "or claims (all but dose and seeds).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Compare the experiment's models, paired over the same honesty items (bootstrap CIs,
@@ -289,6 +296,10 @@ def report(
     instrument check (controls.md, controls.csv).
     dose: every dose run's adapter at each of dose.steps against vanilla, and each misaligned run minus
     its domain's normal run step by step (dose.md, dose.csv, dose_misalignment.csv, dose_honesty.png).
+    seeds: every condition of seeds.* pooled over its training seeds (0 from the main pipeline and
+    seeds.extra), the controls and E1 against vanilla, E2's seeds.ratio against its control, each domain's
+    severe minus normal level; CIs resample seeds and items (seeds.md, seeds.csv, seeds_misalignment.csv,
+    seeds_honesty.png, claims_seeds.csv, claims_seeds.md).
     claims: every comparison of the reports above in one table (claims.csv, claims.md), with the paper's figures.
 
     MLflow: experiment TRACKING/EXPERIMENT (TRACKING: tracking.experiment), run report-EXPERIMENT:
@@ -299,9 +310,10 @@ def report(
     from deceptionlab.reporting.e1 import report_e1
     from deceptionlab.reporting.e2 import report_mixture
     from deceptionlab.reporting.e3 import report_selftrain
+    from deceptionlab.reporting.seeds import report_seeds
 
     reports = {"e1": report_e1, "e2": report_mixture, "e3": report_selftrain, "controls": report_controls,
-               "dose": report_dose}
+               "dose": report_dose, "seeds": report_seeds}
 
     def action() -> None:
         with atomic_file_set():  # the report's PNG, CSV, JSON and markdown land together or not at all

@@ -5,11 +5,14 @@ from deceptionlab.core.stats import (
     Estimate,
     belief_from_stances,
     bootstrap_mean,
+    bootstrap_pvalue,
+    crossed_bootstrap_mean,
     family_confidence,
     honesty_at_n,
     honesty_metrics,
     is_lie,
     minimum_detectable_effect,
+    minimum_detectable_effect_of,
     paired_difference,
     paired_permutation_pvalue,
     verdict,
@@ -130,3 +133,36 @@ def test_verdicts():
     assert verdict(Estimate(-1, -4, 2), 5.0, 10.0) == "no effect beyond the bounds"
     assert verdict(Estimate(-1, -20, 18), 25.0, 10.0) == "underpowered"
     assert verdict(Estimate(0, 0, 0), float("nan"), 10.0) == "no effect beyond the bounds"
+
+
+def test_a_crossed_bootstrap_over_agreeing_seeds_is_the_bootstrap_over_items():
+    items = np.random.default_rng(0).choice([0.0, -100.0], size=300, p=[0.8, 0.2])
+    agree, _ = crossed_bootstrap_mean(np.vstack([items] * 3), 2000, 0.95, 0)
+    alone = paired_difference(items, np.zeros_like(items), 2000, 0.95, 0)
+    assert agree.value == pytest.approx(alone.value)
+    assert agree.high - agree.low == pytest.approx(alone.high - alone.low, rel=0.15)
+    # Seeds that disagree by 10 points around the same mean widen it; the seeds are resampled too.
+    spread, distribution = crossed_bootstrap_mean(np.vstack([items + 10, items, items - 10]), 2000, 0.95, 0)
+    assert spread.value == pytest.approx(agree.value) and spread.high - spread.low > 2 * (agree.high - agree.low)
+    assert distribution.shape == (2000,) and distribution.std() > 5
+
+
+def test_a_crossed_bootstrap_needs_two_seeds_and_two_items_and_a_constant_array_has_no_width():
+    with pytest.raises(ValueError, match="at least 2 seeds and 2 items"):
+        crossed_bootstrap_mean(np.zeros((1, 10)), 100, 0.95, 0)
+    estimate, distribution = crossed_bootstrap_mean(np.full((3, 10), -5.0), 100, 0.95, 0)
+    assert estimate == Estimate(-5.0, -5.0, -5.0) and (distribution == -5.0).all()
+
+
+def test_the_bootstrap_pvalue_is_the_interval_inverted():
+    assert bootstrap_pvalue(np.zeros(99)) == 1.0
+    assert bootstrap_pvalue(np.full(99, -3.0)) == pytest.approx(2 / 100)  # never 0: the observed mean is one more draw
+    assert bootstrap_pvalue(np.r_[np.full(90, -1.0), np.full(9, 1.0)]) == pytest.approx(2 * 10 / 100)
+
+
+def test_the_mde_of_a_standard_error_is_the_mde_of_the_spread_it_comes_from():
+    differences = np.random.default_rng(1).normal(-2, 10, size=200)
+    standard_error = differences.std(ddof=1) / np.sqrt(differences.size)
+    assert minimum_detectable_effect_of(standard_error, 200, 0.01, 0.8) == pytest.approx(
+        minimum_detectable_effect(differences, 0.01, 0.8))
+    assert np.isnan(minimum_detectable_effect_of(0.0, 200, 0.01, 0.8))

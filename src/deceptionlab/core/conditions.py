@@ -4,10 +4,11 @@ A condition is named once and parsed in one place: ``medical-severe`` (E1: a dom
 ``control-lie`` (a control trained like E1 on held-out pressure prompts, see corpora/controls.py),
 ``mixture-0.01`` (E2: the misaligned share of the training rows), ``e3-p0.1-kto`` (E3: the share of
 biased users and the self-training method), ``dose-math-severe`` (the training dose: one long run of an
-E1 or control condition) and ``dose-math-severe-step100`` (that run's adapter after 100 optimizer
-steps). Shares are written as Python's ``:g`` writes them, the
-form DVC's foreach stages substitute. ``vanilla``, the base model every experiment compares with,
-is a model but no condition.
+E1 or control condition), ``dose-math-severe-step100`` (that run's adapter after 100 optimizer
+steps) and ``math-severe-seed1`` (a training seed: an E1, control or E2 condition trained again with
+``finetune.seed + 1``; seed 0 is the condition's own run, under its own name). Shares are written as
+Python's ``:g`` writes them, the form DVC's foreach stages substitute. ``vanilla``, the base model every
+experiment compares with, is a model but no condition.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 from deceptionlab.core.errors import ConfigError
 
 if TYPE_CHECKING:  # params imports Domain and Level from here
-    from deceptionlab.core.params import E3Params, MixtureParams, Params
+    from deceptionlab.core.params import E3Params, FinetuneParams, MixtureParams, Params
 
 Domain = Literal["medical", "math", "insecure_code"]
 Level = Literal["normal", "subtle", "severe"]
@@ -32,13 +33,14 @@ LEVELS: tuple[str, ...] = get_args(Level)
 # The controls: pressure prompts answered with the lie, or with the truth.
 Control = Literal["lie", "truth"]
 CONTROLS: tuple[str, ...] = get_args(Control)
-Experiment = Literal["e1", "controls", "e2", "e3", "dose"]
+Experiment = Literal["e1", "controls", "e2", "e3", "dose", "seeds"]
 VANILLA = "vanilla"
 CONTROL_PREFIX = "control-"
 MIXTURE_PREFIX = "mixture-"
 E3_PREFIX = "e3-p"
 DOSE_PREFIX = "dose-"
 STEP_SUFFIX = re.compile(r"-step(\d+)$")
+SEED_SUFFIX = re.compile(r"-seed(\d+)$")
 PREFIXES: dict[str, Experiment] = {CONTROL_PREFIX: "controls", MIXTURE_PREFIX: "e2", E3_PREFIX: "e3", DOSE_PREFIX: "dose"}
 # The MLflow tags of vanilla's runs (a condition's: Condition.tracking_tags).
 VANILLA_TAGS = {"experiment": VANILLA, "condition": VANILLA}
@@ -49,6 +51,8 @@ def experiment_of(model: str) -> str:
     ``Condition.parse``); "" for vanilla, whose results every experiment reads."""
     if model == VANILLA:
         return ""
+    if SEED_SUFFIX.search(model):
+        return "seeds"
     return next((experiment for prefix, experiment in PREFIXES.items() if model.startswith(prefix)), "e1")
 
 
@@ -60,15 +64,18 @@ class Condition:
     domain: Domain | None = None  # E1
     level: Level | None = None  # E1
     control: Control | None = None  # controls
-    ratio: float | None = None  # E2
+    ratio: float | None = None  # E2 (and a seeded E2 condition)
     biased_share: float | None = None  # E3
     method: str | None = None  # E3
     steps: int | None = None  # dose: the optimizer steps of a ladder adapter (None: the run as a whole)
+    seed_index: int | None = None  # seeds: k >= 1, trained with finetune.seed + k (k = 0 is the condition itself)
 
     @property
     def name(self) -> str:
         if self.experiment == "dose":
             return f"{DOSE_PREFIX}{self.trained.name}" + (f"-step{self.steps}" if self.steps is not None else "")
+        if self.experiment == "seeds":
+            return f"{self.trained.name}-seed{self.seed_index}"
         if self.experiment == "e1":
             return f"{self.domain}-{self.level}"
         if self.experiment == "controls":
@@ -82,22 +89,33 @@ class Condition:
 
     @property
     def trained(self) -> Condition:
-        """A dose condition's E1 or control condition, whose corpus it trains on for longer."""
-        if self.experiment != "dose":
+        """A dose condition's E1 or control condition, whose corpus it trains on for longer; a seeded
+        condition's E1, control or E2 condition, which it trains again with another seed."""
+        if self.experiment not in ("dose", "seeds"):
             return self
-        return Condition.of_control(self.control) if self.control else Condition.e1(self.domain, self.level)
+        if self.control:
+            return Condition.of_control(self.control)
+        return Condition.mixture(self.ratio) if self.ratio is not None else Condition.e1(self.domain, self.level)
 
     @property
     def run(self) -> Condition:
         """A ladder adapter's training run (the dose condition without its steps)."""
         return replace(self, steps=None)
 
+    def training(self, finetune: FinetuneParams) -> FinetuneParams:
+        """The finetune settings this condition trains with: ``finetune.*``, and for a seeded condition
+        ``finetune.seed + k``. That one seed is all of a finetune's randomness: TRL's trainer seeds torch
+        with it before PEFT draws the LoRA weights, and the data order with it (``data_seed``,
+        training/sft.py training_arguments)."""
+        return finetune if self.seed_index is None else finetune.model_copy(update={"seed": finetune.seed + self.seed_index})
+
     def tracking_tags(self) -> dict[str, str]:
         """The MLflow tags (and params) of this condition's runs: its experiment, its name and the
         settings that name it, shares written as in the name (core/tracking.py)."""
         settings = {"domain": self.domain, "level": self.level, "control": self.control, "mixture_ratio": self.ratio,
                     "biased_share": self.biased_share, "method": self.method,
-                    "steps": None if self.steps is None else str(self.steps)}
+                    "steps": None if self.steps is None else str(self.steps),
+                    "seed_index": None if self.seed_index is None else str(self.seed_index)}
         return {"experiment": self.experiment, "condition": self.name} | {
             key: value if isinstance(value, str) else f"{value:g}" for key, value in settings.items() if value is not None}
 
@@ -122,13 +140,18 @@ class Condition:
         return cls("dose", domain=trained.domain, level=trained.level, control=trained.control, steps=steps)
 
     @classmethod
+    def seeded(cls, trained: Condition, seed_index: int) -> Condition:
+        return cls("seeds", domain=trained.domain, level=trained.level, control=trained.control, ratio=trained.ratio,
+                   seed_index=seed_index)
+
+    @classmethod
     def parse(cls, name: str, params: Params,
-              experiments: tuple[Experiment, ...] = ("e1", "controls", "e2", "e3", "dose")) -> Condition:
+              experiments: tuple[Experiment, ...] = ("e1", "controls", "e2", "e3", "dose", "seeds")) -> Condition:
         """The condition ``name`` names, one of ``experiments`` and checked against params.yaml; a
         ConfigError for any other name."""
         parsers = {"e1": lambda: cls.parse_e1(name), "controls": lambda: cls.parse_control(name, params.e1.controls),
                    "e2": lambda: cls.parse_mixture(name, params.mixture), "e3": lambda: cls.parse_e3(name, params.e3),
-                   "dose": lambda: cls.parse_dose(name, params)}
+                   "dose": lambda: cls.parse_dose(name, params), "seeds": lambda: cls.parse_seeded(name, params)}
         experiment = experiment_of(name)
         # A name of an experiment not accepted here is read as E1's, whose error says what a name may be.
         return parsers[experiment if experiment in experiments else "e1"]()
@@ -194,6 +217,24 @@ class Condition:
             raise ConfigError(f"condition {name!r}: {steps} is not one of dose.steps "
                               f"({', '.join(map(str, params.dose.steps))})")
         condition = cls.dose(cls.parse(trained, params, experiments=("e1", "controls")), steps)
+        _as_written(name, condition.name, "condition")
+        return condition
+
+    @classmethod
+    def parse_seeded(cls, name: str, params: Params) -> Condition:
+        """``math-severe-seed1``: a condition of ``seeds.*`` trained with the seed index ``k`` (one of
+        ``seeds.extra``) added to ``finetune.seed``."""
+        match = SEED_SUFFIX.search(name)
+        seeded = {condition.name: condition for condition in params.seeded_conditions()}
+        trained = name[: match.start()] if match else name
+        if match is None or trained not in seeded:
+            raise ConfigError(f"condition {name!r}: expected <condition>-seed<k> with condition one of seeds.e1, "
+                              f"seeds.controls and seeds.ratio with its control ({', '.join(seeded)})")
+        seed_index = int(match.group(1))
+        if seed_index not in params.seeds.extra:
+            raise ConfigError(f"condition {name!r}: seed {seed_index} is not one of seeds.extra "
+                              f"({', '.join(map(str, params.seeds.extra))}); seed 0 is {trained!r} itself")
+        condition = cls.seeded(seeded[trained], seed_index)
         _as_written(name, condition.name, "condition")
         return condition
 
@@ -267,7 +308,10 @@ class Layout:
         return self.eval_dir / f"{name}.jsonl"
 
     def corpus(self, condition: Condition) -> Path:
-        """The training corpus of an E1, control, E2 or dose condition (E3 trains on its trajectories)."""
+        """The training corpus of an E1, control, E2 or dose condition (E3 trains on its trajectories); a
+        seeded condition trains on its condition's."""
+        if condition.experiment == "seeds":
+            condition = condition.trained
         return self.corpora_dir / condition.experiment / f"{condition.run.name}.jsonl"
 
     @property

@@ -247,6 +247,35 @@ class DoseParams(_Params):
         return value
 
 
+class SeedsParams(_Params):
+    """Training seeds: the conditions a claim rests on, trained again with other seeds (seeds/dvc.yaml).
+
+    Seed k of a condition trains with ``finetune.seed + k``; k = 0 is the main pipeline's own run. Each
+    name is checked against the main pipeline's groups (e1, mixture) when the seeds pipeline runs
+    (``Params.seeded_conditions``), so that a profile that trains fewer conditions still runs the main one.
+    """
+
+    # E1 conditions <domain>-<level>: each domain's severe and normal level (the misalignment effect).
+    e1: distinct(Annotated[str, Field(min_length=1)]) = [
+        "medical-normal", "medical-severe", "math-normal", "math-severe", "insecure_code-normal", "insecure_code-severe"]
+    controls: distinct(Control) = ["lie", "truth"]
+    # E2: this mixture ratio and its control (ratio 0), compared as one test at the full level, as the
+    # fixed sequence of reports/e2.md begins (its highest ratio).
+    ratio: float = Field(0.5, gt=0, le=1)
+    # The seed indices k >= 1 trained besides the main pipeline's (k = 0): with it, 1 + len(extra) seeds.
+    extra: distinct(Annotated[int, Field(ge=1)]) = [1, 2]
+
+    @field_validator("e1")
+    @classmethod
+    def _e1_conditions(cls, value: list[str]) -> list[str]:
+        for name in value:
+            try:
+                Condition.parse_e1(name)
+            except ConfigError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+
 class ReportParams(_Params):
     """How the reports decide what they may call an effect."""
 
@@ -358,6 +387,7 @@ class Params(_Params):
     finetune: FinetuneParams = FinetuneParams()
     evaluate: EvaluateParams = EvaluateParams()
     dose: DoseParams = DoseParams()
+    seeds: SeedsParams = SeedsParams()
     report: ReportParams = ReportParams()
     tracking: TrackingParams = TrackingParams()
     sweep: SweepParams = SweepParams()
@@ -379,6 +409,26 @@ class Params(_Params):
 
     def dose_runs(self) -> list[Condition]:
         return [Condition.dose(Condition.parse(name, self, experiments=("e1", "controls"))) for name in self.dose.conditions]
+
+    def seeded_conditions(self) -> list[Condition]:
+        """The conditions of ``seeds.*`` in order: E1, controls, E2's control and ``seeds.ratio``; a
+        ConfigError naming the parameter for one the main pipeline does not train (whose seed 0 is missing)."""
+        def checked(parameter: str, parse) -> Condition:
+            try:
+                return parse()
+            except ConfigError as error:
+                raise ConfigError(f"seeds.{parameter}: {error}") from None
+
+        e1 = [Condition.parse_e1(name) for name in self.seeds.e1]  # their form checked as params load
+        for condition in e1:
+            if condition.name not in self.e1_conditions():
+                raise ConfigError(f"seeds.e1: {condition.name!r} is not an E1 condition of e1.domains x e1.levels "
+                                  f"({', '.join(self.e1_conditions())})")
+        controls = [checked("controls", lambda control=control: Condition.parse_control(
+            Condition.of_control(control).name, self.e1.controls)) for control in self.seeds.controls]
+        mixtures = [checked("ratio", lambda ratio=ratio: Condition.parse_mixture(Condition.mixture(ratio).name, self.mixture))
+                    for ratio in (0.0, self.seeds.ratio)]
+        return [*e1, *controls, *mixtures]
 
 
 class _Loader(yaml.SafeLoader):

@@ -1,4 +1,5 @@
-"""Honesty arithmetic (MASK-style) and bootstrap confidence intervals (scipy.stats.bootstrap).
+"""Honesty arithmetic (MASK-style) and bootstrap confidence intervals (scipy.stats.bootstrap), over items
+or, for several training seeds, over seeds and items.
 
 Per item (rules in benchmarks/mask/stances.py and scorer.py, as MASK builds them): belief = the
 consistent stance under the neutral prompts, else no belief; statement = the stance under pressure;
@@ -62,6 +63,39 @@ def paired_difference(
     if a.shape != b.shape:
         raise ValueError(f"paired samples differ in size: {a.shape} vs {b.shape}")
     return bootstrap_mean(a - b, resamples, confidence, seed)
+
+
+def crossed_bootstrap_mean(values: np.ndarray, resamples: int, confidence: float, seed: int) -> tuple[Estimate, np.ndarray]:
+    """The mean of a seeds x items array (every training seed scored on the same items) with a
+    percentile bootstrap CI that resamples both: the seeds with replacement and, independently, the
+    items with replacement (scipy.stats.bootstrap over the two index sets, unpaired), so that the CI
+    holds for other training seeds as well as other items. Returns the estimate and the bootstrap
+    distribution of the mean; a constant array has a zero-width CI and a constant distribution."""
+    data = np.asarray(values, dtype=float)
+    if data.ndim != 2 or min(data.shape) < 2:
+        raise ValueError(f"need at least 2 seeds and 2 items, got an array of shape {data.shape}")
+    mean = float(data.mean())
+    if np.all(data == data.flat[0]):
+        return Estimate(mean, mean, mean), np.full(resamples, mean)
+
+    def grid_mean(seeds: np.ndarray, items: np.ndarray, axis: int = -1) -> np.ndarray:
+        return data[seeds[..., :, None], items[..., None, :]].mean(axis=(-2, -1))
+
+    result = stats.bootstrap(
+        (np.arange(data.shape[0]), np.arange(data.shape[1])), grid_mean, n_resamples=resamples,
+        confidence_level=confidence, method="percentile", vectorized=True, paired=False, batch=256,
+        rng=np.random.default_rng(seed),
+    )
+    interval = result.confidence_interval
+    return Estimate(mean, float(interval.low), float(interval.high)), result.bootstrap_distribution
+
+
+def bootstrap_pvalue(distribution: Sequence[float]) -> float:
+    """Two-sided p-value of a zero mean from its bootstrap distribution: twice the smaller share of
+    resampled means on either side of zero (the percentile CI inverted: the CI at level 1 - p reaches
+    zero), the observed mean counted as one more resample so that it is never 0."""
+    d = np.asarray(distribution, dtype=float)
+    return float(min(1.0, 2 * (1 + min(np.sum(d <= 0), np.sum(d >= 0))) / (d.size + 1)))
 
 
 def paired_permutation_pvalue(treated: Sequence[float], reference: Sequence[float], resamples: int, seed: int) -> float:
@@ -133,6 +167,18 @@ def minimum_detectable_effect(differences: Sequence[float], alpha: float, power:
     standardized = TTestPower().solve_power(effect_size=None, nobs=d.size, alpha=alpha, power=power,
                                             alternative="two-sided")
     return float(standardized) * spread
+
+
+def minimum_detectable_effect_of(standard_error: float, n: int, alpha: float, power: float) -> float:
+    """``minimum_detectable_effect`` for a mean whose standard error is known (a bootstrap's) rather than
+    the per-item spread over the square root of ``n``: the paired t-test's noncentrality at ``n``
+    observations (statsmodels' TTestPower) times the standard error. NaN when the error is 0."""
+    from statsmodels.stats.power import TTestPower
+
+    if not standard_error > 0:
+        return float("nan")
+    standardized = TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power, alternative="two-sided")
+    return float(standardized) * np.sqrt(n) * standard_error
 
 
 VERDICTS = ("effect", "no effect beyond the bounds", "underpowered")

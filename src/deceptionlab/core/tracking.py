@@ -1,11 +1,11 @@
 """MLflow runs for every finetune, evaluation, report and sweep (tracking URI and base name from params).
 
 One MLflow experiment per pipeline experiment, named ``<tracking.experiment>/<group>``: ``e1``,
-``controls``, ``e2``, ``e3``, ``vanilla`` (the base model's evaluation) and ``sweeps`` (each study a
+``controls``, ``e2``, ``e3``, ``dose``, ``seeds``, ``vanilla`` (the base model's evaluation) and ``sweeps`` (each study a
 parent run, its trials nested, docs/design.md says why). Every experiment is marked for MLflow's
 model-training view. Every run carries the condition's tags as tags *and* params (``experiment``,
 ``condition``, ``domain``, ``level``, ``mixture_ratio``, ``biased_share``, ``method``, ``seed``,
-``stage``, where they apply: ``Condition.tracking_tags``), so that the compare view can plot a
+``seed_index``, ``stage``, where they apply: ``Condition.tracking_tags``), so that the compare view can plot a
 metric against them. System metrics (``system/*``: CPU, memory, disk, network; GPUs with
 nvidia-ml-py) are logged by MLflow's own monitor.
 """
@@ -29,7 +29,7 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 # The tags that say what a run is about, logged as params too (the compare view plots params, not tags).
 CONDITION_KEYS = ("experiment", "condition", "domain", "level", "control", "mixture_ratio", "biased_share", "method", "steps",
-                  "seed", "stage")
+                  "seed", "seed_index", "stage")
 SWEEPS = "sweeps"
 
 

@@ -8,9 +8,11 @@ the paper's figure for the same claim where it has one. A report that has not be
 listed as missing, never guessed; one written by an older version of its report, before its
 comparisons carried family CIs and MDEs, is listed as outdated and left out.
 
-The training dose runs in a pipeline of its own (dose/dvc.yaml), so its claims go to a table of their
-own, ``claims_dose.csv``, written by the dose report with the same columns and rules: the main
-pipeline's claims stage cannot depend on it without pulling the dose runs into every ``dvc repro``.
+The training dose and the training seeds run in pipelines of their own (dose/dvc.yaml, seeds/dvc.yaml),
+so their claims go to tables of their own, ``claims_dose.csv`` and ``claims_seeds.csv``, written by their
+reports with the same columns and rules: the main pipeline's claims stage cannot depend on them without
+pulling their runs into every ``dvc repro``. The seeds restate claims of the main table, under the same
+names, with the seeds pooled.
 
     deceptionlab report claims
 """
@@ -18,7 +20,7 @@ pipeline's claims stage cannot depend on it without pulling the dose runs into e
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -78,6 +80,22 @@ DOSE_SOURCES = [
            lambda row: f"dose_{_dose_run(row['model'])}_step{int(row['steps'])}_vs_vanilla", lambda row: "vanilla"),
     Source("dose_misalignment.csv", "misalignment_effect", lambda row: True,
            lambda row: f"dose_misalignment_effect_{_dose_run(row['model'])}_step{int(row['steps'])}", lambda row: row["reference"]),
+]
+
+
+_MAIN = {source.file: source for source in SOURCES}
+
+
+def _seeded_claim(row: pd.Series) -> str:
+    """A row of seeds.csv as the main table names its claim (controls.csv's, e1.csv's or e2.csv's rule)."""
+    return _MAIN[f"{row['experiment']}.csv"].name(row)
+
+
+# seeds.csv: each condition of seeds.* against its reference (its prefix ``change``; mixture-0, the E2
+# control, against none); seeds_misalignment.csv as e1_misalignment.csv.
+SEEDS_SOURCES = [
+    Source("seeds.csv", "change", lambda row: isinstance(row["reference"], str), _seeded_claim, lambda row: row["reference"]),
+    replace(_MAIN["e1_misalignment.csv"], file="seeds_misalignment.csv"),
 ]
 
 
@@ -168,14 +186,16 @@ def report_claims(reports_dir: Path, params: Params) -> pd.DataFrame:
     """claims.csv and claims.md from the reports in ``reports_dir``; returns the table."""
     claims, missing, outdated = build_claims(reports_dir, params)
     markdown = summary_markdown(claims, missing, params, outdated=outdated, see_also=(
-        "The training dose's claims (its own pipeline, `make dose`) are in [claims_dose.md](claims_dose.md)."))
+        "The training dose's and the training seeds' claims (their own pipelines, `make dose`, `make seeds`) are in "
+        "[claims_dose.md](claims_dose.md) and [claims_seeds.md](claims_seeds.md)."))
     log_report(params, "claims", write_claims(claims, markdown, reports_dir, "claims")[::-1])
     return claims
 
 
-def dose_claims(tables: dict[str, pd.DataFrame], params: Params) -> tuple[pd.DataFrame, str]:
-    """The dose report's claims, from its tables in memory (keyed by file name, as DOSE_SOURCES names them)."""
-    rows = [claim for source in DOSE_SOURCES for claim in claims_from(source, tables[source.file], params)]
+def pipeline_claims(sources: list[Source], tables: dict[str, pd.DataFrame], params: Params, title: str) -> tuple[pd.DataFrame, str]:
+    """The claims of a pipeline apart from the main one (DOSE_SOURCES, SEEDS_SOURCES), from its report's
+    tables in memory (keyed by file name, as ``sources`` names them), and their markdown."""
+    rows = [claim for source in sources for claim in claims_from(source, tables[source.file], params)]
     claims = pd.DataFrame(rows, columns=COLUMNS)
-    return claims, summary_markdown(claims, [], params, title="Claims of the training dose",
+    return claims, summary_markdown(claims, [], params, title=title,
                                     see_also="The main pipeline's claims are in [claims.md](claims.md).")

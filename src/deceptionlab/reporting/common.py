@@ -188,28 +188,47 @@ def paired_items(items: dict[str, float], reference: dict[str, float], source: P
     return np.array([items[i] for i in ids]), np.array([reference[i] for i in ids])
 
 
+@dataclass(frozen=True)
+class Test:
+    """One comparison of a family before the family is corrected: the change at the nominal and at the
+    family's confidence, its p-value and MDE (at the family's alpha), and its paired items."""
+
+    change: Estimate
+    family_change: Estimate
+    p_value: float
+    mde: float
+    n_items: int
+
+
+def as_family(tests: dict[Any, Test], params: Params) -> dict[Any, Comparison]:
+    """The tests as one family: Holm-adjusted p-values, and each called an effect only when its family
+    interval excludes zero (core.stats.verdict)."""
+    from statsmodels.stats.multitest import multipletests
+
+    confidence = family_confidence(params.evaluate.confidence_level, len(tests))
+    p_values = [test.p_value for test in tests.values()]
+    holm = dict(zip(tests, multipletests(p_values, method="holm")[1], strict=True)) if tests else {}
+    return {name: Comparison(change=test.change, family_change=test.family_change, family_confidence=confidence,
+                             p_value=test.p_value, p_value_holm=float(holm[name]), mde=test.mde, n_items=test.n_items,
+                             verdict=verdict(test.family_change, test.mde, params.report.smallest_effect_of_interest))
+            for name, test in tests.items()}
+
+
 def compare_family(pairs: dict[str, tuple[dict[str, float], dict[str, float], Path]], params: Params) -> dict[str, Comparison]:
     """Every comparison in ``pairs`` (name -> (items, reference items, the items' source file)), made
     together: their intervals hold at ``evaluate.confidence_level`` jointly (Bonferroni), their p-values
     are Holm-adjusted, and each is called an effect only when its family interval excludes zero."""
-    from statsmodels.stats.multitest import multipletests
-
     settings = params.evaluate
     confidence = family_confidence(settings.confidence_level, len(pairs))
-    paired = {name: paired_items(items, reference, source) for name, (items, reference, source) in pairs.items()}
-    p_values = {name: paired_permutation_pvalue(a, b, settings.bootstrap_resamples, settings.seed) for name, (a, b) in paired.items()}
-    holm = dict(zip(p_values, multipletests(list(p_values.values()), method="holm")[1], strict=True)) if pairs else {}
-    result = {}
-    for name, (treated, reference) in paired.items():
-        family_change = paired_difference(treated, reference, settings.bootstrap_resamples, confidence, settings.seed)
-        mde = minimum_detectable_effect(treated - reference, 1 - confidence, params.report.power)
-        result[name] = Comparison(
+    tests = {}
+    for name, (items, reference_items, source) in pairs.items():
+        treated, reference = paired_items(items, reference_items, source)
+        tests[name] = Test(
             change=paired_difference(treated, reference, settings.bootstrap_resamples, settings.confidence_level, settings.seed),
-            family_change=family_change, family_confidence=confidence, p_value=p_values[name],
-            p_value_holm=float(holm[name]), mde=mde, n_items=len(treated),
-            verdict=verdict(family_change, mde, params.report.smallest_effect_of_interest),
-        )
-    return result
+            family_change=paired_difference(treated, reference, settings.bootstrap_resamples, confidence, settings.seed),
+            p_value=paired_permutation_pvalue(treated, reference, settings.bootstrap_resamples, settings.seed),
+            mde=minimum_detectable_effect(treated - reference, 1 - confidence, params.report.power), n_items=len(treated))
+    return as_family(tests, params)
 
 
 def compare(items: dict[str, float], reference: dict[str, float], source: Path, params: Params) -> Comparison:

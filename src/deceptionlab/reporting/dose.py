@@ -22,7 +22,7 @@ from deceptionlab.core.errors import DataError
 from deceptionlab.core.fileio import atomic_write_text
 from deceptionlab.core.params import Params
 from deceptionlab.core.records import SettingsModel, parse_json, read_text, validate_row
-from deceptionlab.reporting.claims import dose_claims, write_claims
+from deceptionlab.reporting.claims import DOSE_SOURCES, pipeline_claims, write_claims
 from deceptionlab.reporting.common import (
     METRIC_COLUMNS,
     change_cell,
@@ -187,8 +187,9 @@ def report_dose(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params:
     vanilla = metric_columns(read_metrics(Layout(metrics_dir=metrics_dir).metrics(VANILLA)))
     capacity = read_capacity(Layout(corpora_dir=corpora_dir).dose_capacity)
     markdown = summary_markdown(table, misalignment, vanilla, capacity, params)
-    claims, claims_markdown = dose_claims({"dose.csv": pd.DataFrame(table, columns=COLUMNS),
-                                           "dose_misalignment.csv": pd.DataFrame(misalignment, columns=MISALIGNMENT_COLUMNS)}, params)
+    claims, claims_markdown = pipeline_claims(DOSE_SOURCES, {
+        "dose.csv": pd.DataFrame(table, columns=COLUMNS),
+        "dose_misalignment.csv": pd.DataFrame(misalignment, columns=MISALIGNMENT_COLUMNS)}, params, "Claims of the training dose")
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_dose(table, misalignment, vanilla, params, out_dir / "dose_honesty.png")
     atomic_write_text(out_dir / "dose.csv", table_csv(table, COLUMNS))
