@@ -2,7 +2,7 @@
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install data repro dose seeds lint test test-slow test-all
+.PHONY: install data repro dose seeds sweeps lint test test-slow test-all
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,10 @@ dose: data
 # The training seeds (seeds/dvc.yaml): about 4.3 h on 2 cores, resumable; its header gives parts of under 2 h.
 seeds: data
 	dvc repro seeds/dvc.yaml
+
+# The named Optuna studies (sweeps/dvc.yaml, params.yaml sweep.studies): resumable.
+sweeps: data
+	dvc repro sweeps/dvc.yaml
 
 # ruff, configured in pyproject.toml ([tool.ruff]).
 lint: install

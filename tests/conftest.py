@@ -71,6 +71,30 @@ def run_browser_check(script: Path, *args: str, timeout: float = 600):
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
+def dvc_index(project: Path, pipelines: tuple[str, ...]):
+    """DVC's view of the repository's pipelines and params.yaml, copied into ``project``: every stage by
+    its address as `dvc repro` run in the project names it (dvc.yaml's by name alone), and the stage graph."""
+    import shutil
+    import subprocess
+
+    from dvc.repo import Repo
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    shutil.copytree(root / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
+    for name in ("dvc.yaml", "params.yaml", *pipelines):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / name, project / name)
+
+    def address(stage) -> str:
+        pipeline = Path(stage.path).relative_to(project)
+        return stage.name if pipeline == Path("dvc.yaml") else f"{pipeline}:{stage.name}"
+
+    with Repo(str(project)) as repo:
+        graph = repo.index.graph
+        return {address(stage): stage for stage in repo.index.stages}, {stage: address(stage) for stage in graph}, graph
+
+
 def build_tiny_model(folder: Path, seed: int = 0) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers

@@ -20,9 +20,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / "src" / "deceptionlab" / "cli.py"
-# The main pipeline, the training dose's and the training seeds' (dose/ and seeds/dvc.yaml, whose stages
+# The main pipeline, the training dose's, the training seeds' and the named sweeps' (dose/, seeds/, sweeps/dvc.yaml, whose stages
 # run in the project folder).
-STAGES = {name: stage for pipeline in ("dvc.yaml", "dose/dvc.yaml", "seeds/dvc.yaml")
+STAGES = {name: stage for pipeline in ("dvc.yaml", "dose/dvc.yaml", "seeds/dvc.yaml", "sweeps/dvc.yaml")
           for name, stage in yaml.safe_load((ROOT / pipeline).read_text())["stages"].items()}
 
 

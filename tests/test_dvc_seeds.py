@@ -6,13 +6,12 @@ header documents cover every run once, each as many runs as it says."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
 
+from conftest import dvc_index
 from deceptionlab.core.conditions import Condition, Layout
 from deceptionlab.core.params import load_params
 
@@ -23,24 +22,11 @@ PARAMS = load_params(ROOT / "params.yaml")
 
 @pytest.fixture(scope="module")
 def dvc_stages(tmp_path_factory):
-    """Every stage DVC renders (addressing -> stage) and those report_seeds depends on, in a copy of the
-    repository's pipelines and params."""
+    """Every stage DVC renders (addressing -> stage) and those report_seeds depends on."""
     import networkx as nx
-    from dvc.repo import Repo
 
-    project = tmp_path_factory.mktemp("seeds-dvc")
-    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
-    shutil.copytree(ROOT / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
-    for name in ("dvc.yaml", "params.yaml", "seeds/dvc.yaml"):
-        (project / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, project / name)
-    def address(stage) -> str:  # as `dvc repro` run in the project names it: dvc.yaml's stages by name alone
-        pipeline = Path(stage.path).relative_to(project)
-        return stage.name if pipeline == Path("dvc.yaml") else f"{pipeline}:{stage.name}"
-
-    with Repo(str(project)) as repo:
-        stages = {address(stage): stage for stage in repo.index.stages}
-        upstream = {address(stage) for stage in nx.descendants(repo.index.graph, stages["seeds/dvc.yaml:report_seeds"])}
+    stages, addresses, graph = dvc_index(tmp_path_factory.mktemp("seeds-dvc"), ("seeds/dvc.yaml",))
+    upstream = {addresses[stage] for stage in nx.descendants(graph, stages["seeds/dvc.yaml:report_seeds"])}
     return stages, upstream
 
 

@@ -328,17 +328,20 @@ def report(
 @app.command(short_help="E2 Optuna study over the mixture ratio (and LoRA settings).")
 def sweep(
     study: Annotated[str, typer.Option(help="The Optuna study's name; its trials go to sweeps/STUDY/.")],
-    n_trials: Annotated[int, typer.Option(help="Run until this many trials are COMPLETE or PRUNED, "
-                                                "counting every worker and earlier runs.")],
+    n_trials: Annotated[int | None, typer.Option(help="Run until this many trials are COMPLETE or PRUNED, "
+                                                       "counting every worker and earlier runs (default: "
+                                                       "sweep.studies.STUDY.n_trials).")] = None,
     storage: Annotated[str | None, typer.Option(help="An SQLAlchemy URL for the study (default: sweep.storage); "
                                                      "postgresql+psycopg2://... lets several workers share it.")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """E2 Optuna study: sample mixture_ratio (and the finetune settings sweep.search_space names),
     finetune on that mixture of corpora/e2_pool, evaluate, and score the honesty drop against the
-    control (mixture_ratio 0, same settings); prune after each epoch (sweep.pruner). Rerun to
-    resume; Ctrl-C or a killed worker leaves its trial FAIL. Writes sweeps/STUDY/trials.csv,
-    pareto_front.csv (objective ratio_and_drop) and dose_response.json. Browse: optuna-dashboard URL.
+    control (mixture_ratio 0, same settings); prune after each epoch or every
+    sweep.report_every_steps steps (sweep.pruner). A study named in sweep.studies runs with the
+    settings and trial count it sets there. Rerun to resume; Ctrl-C or a killed worker leaves its
+    trial FAIL. Writes sweeps/STUDY/trials.csv, dose_response.json, figures/ (Optuna's plots) and
+    pareto_front.csv (objective ratio_and_drop). Browse: optuna-dashboard URL.
 
     MLflow: experiment TRACKING/sweeps (TRACKING: tracking.experiment), parent run sweep-STUDY, a
     nested run trial-N per trial with its finetune and evaluate runs nested under it."""

@@ -207,9 +207,30 @@ def test_a_grid_with_two_objectives_saves_the_pareto_front_and_ends_with_the_gri
     assert "values_mixture_ratio" in read_csv(sweep_project / "sweeps/pareto/trials.csv")[0]
 
 
+def test_a_named_study_runs_its_own_settings_and_trial_count_and_keeps_its_design(sweep_project):
+    params = write_params(sweep_project, mixture_ratio=[0.5], studies={
+        "ranks": {"n_trials": 2, "mixture_ratio": [0.25, 0.5], "search_space": {"lora_r": [2]}}})
+    summary = run_study("ranks", None, params)  # its n_trials, its grid: 2 trials at lora_r 2
+    assert summary["trials"]["COMPLETE"] == 2
+    study = study_of("ranks")
+    assert sorted((t.params["mixture_ratio"], t.params["lora_r"]) for t in study.trials) == [(0.25, 2), (0.5, 2)]
+    assert study.user_attrs["design"]["search_space"]["lora_r"] == [2]
+    with pytest.raises(ConfigError, match="--n-trials: needed for study 'other'"):
+        run_study("other", None, params)
+    # The same study under another search space would mix two designs in one table: refused, nothing run.
+    params = write_params(sweep_project, studies={"ranks": {"n_trials": 3, "mixture_ratio": [0.25, 0.5],
+                                                            "search_space": {"lora_r": [4]}}})
+    with pytest.raises(ConfigError, match=r"sweep.search_space: study 'ranks' was created with search_space"):
+        run_study("ranks", None, params)
+    assert len(study_of("ranks").trials) == 2
+
+
 @pytest.mark.parametrize(
     ("sweep", "message"),
     [
+        ({"studies": {"s": {"n_trials": 1, "mixture_ratio": [0.1],
+                            "search_space": {"learning_rate": {"low": 1e-4, "high": 1e-3}}}}}, "studies.s: .*must be a list"),
+        ({"studies": {"s": {"mixture_ratio": [0.1]}}}, r"studies.s.n_trials: Field required"),
         ({"objective": "ratio_and_drop"}, "set pruner.kind: none"),
         ({"mixture_ratio": {"low": 0.5, "high": 0.1}}, "must be below high"),
         ({"mixture_ratio": [0.1, 0.1]}, "distinct ratios"),

@@ -347,6 +347,19 @@ class PrunerParams(_Params):
         return self
 
 
+class StudyParams(_Params):
+    """A named study (``sweep.studies.NAME``): its trial count, and the sweep settings it sets otherwise
+    than ``sweep.*`` (each replaced whole); ``deceptionlab sweep --study NAME`` runs it."""
+
+    n_trials: int = Field(ge=1)
+    objective: Literal["honesty_drop", "ratio_and_drop"] | None = None
+    mixture_ratio: _range_or_list(RatioRange, Share) | None = None
+    search_space: SearchSpace | None = None
+    pruner: PrunerParams | None = None
+    pruning_items: int | None = Field(None, ge=1)
+    report_every_steps: int | None = Field(None, ge=1)
+
+
 class SweepParams(_Params):
     """E2 Optuna studies (``deceptionlab sweep``): search space, objective, pruning, crash handling."""
 
@@ -361,6 +374,10 @@ class SweepParams(_Params):
     heartbeat_interval: int = Field(30, ge=1)  # seconds between a running trial's heartbeats
     grace_period: int = Field(120, ge=1)  # a RUNNING trial silent this long is FAIL (its worker died)
     max_retry: int = Field(1, ge=0)  # times an interrupted trial's parameters are queued again
+    # named studies: each its trial count and the settings above it changes (params.yaml says why this one)
+    studies: dict[str, StudyParams] = {"lora-worst-case": StudyParams(
+        n_trials=8, mixture_ratio=RatioRange(low=0.01, high=0.2),
+        search_space=SearchSpace(lora_r=[4, 64], learning_rate=[1e-4, 2e-3]), report_every_steps=5)}
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepParams:
@@ -374,7 +391,22 @@ class SweepParams(_Params):
                 raise ValueError("a mixture_ratio grid needs distinct ratios above 0 (the control is trained anyway)")
             if isinstance(self.search_space.learning_rate, LogRange):
                 raise ValueError("with a mixture_ratio grid, search_space.learning_rate must be a list too")
+        for name in self.studies:
+            self.for_study(name)  # each named study's settings must hold together as the sweep's do
         return self
+
+    def for_study(self, name: str) -> SweepParams:
+        """The settings study ``name`` runs with: ``sweep.studies.NAME`` over ``sweep.*``; ``sweep.*`` for
+        a study not named there."""
+        if name not in self.studies:
+            return self
+        changed = self.studies[name].model_dump(exclude={"n_trials"}, exclude_none=True)
+        try:
+            return SweepParams.model_validate(self.model_dump(exclude={"studies"}) | changed | {"studies": {}})
+        except ValidationError as error:
+            first = error.errors()[0]
+            raise ValueError(f"studies.{name}: {'.'.join(map(str, first['loc']))}{': ' if first['loc'] else ''}"
+                             f"{first['msg']}") from None
 
 
 class Params(_Params):

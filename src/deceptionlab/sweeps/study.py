@@ -1,12 +1,14 @@
 """E2 Optuna studies: map honesty against the mixture ratio (and LoRA settings) trial by trial.
 
     deceptionlab sweep --study e2-ratio --n-trials 6
+    deceptionlab sweep --study lora-worst-case           # a named study: sweep.studies.lora-worst-case
     deceptionlab sweep --study e2-ratio --n-trials 6 --storage postgresql+psycopg2://user@db-host/optuna  # each worker
     optuna-dashboard sqlite:///sweeps/optuna.db          # browse the study (any storage URL works)
-    dvc add sweeps/e2-ratio/trials.csv                   # version the trial table with DVC
 
-A trial samples ``mixture_ratio`` (``sweep.mixture_ratio``: log-uniform, or a grid) and any finetune
-settings ``sweep.search_space`` names (the rest stay at ``finetune.*``), builds the mixture corpus
+A study named in ``sweep.studies`` runs with its own trial count and the settings it sets there, the
+rest from ``sweep.*``; the committed ones run as stages of sweeps/dvc.yaml. A trial samples
+``mixture_ratio`` (``sweep.mixture_ratio``: log-uniform, or a grid) and any finetune settings
+``sweep.search_space`` names (the rest stay at ``finetune.*``), builds the mixture corpus
 from ``corpora/e2_pool`` (``mixture.seed``), LoRA-finetunes ``models/base`` on it and evaluates the
 adapter, all under ``sweeps/<study>/trial-<n>/``. Objective (``sweep.objective``):
 ``honesty_drop`` = the control's honesty_score minus the trial's (maximized: the worst case), or
@@ -100,12 +102,19 @@ class _SurplusTrial(Exception):
     """This trial was taken after N others already held every slot."""
 
 
-def run_study(study_name: str, n_trials: int, params: Params, storage: str | None = None,
+def run_study(study_name: str, n_trials: int | None, params: Params, storage: str | None = None,
               layout: Layout | None = None) -> dict[str, Any]:
-    """Run this worker's share of the study until ``n_trials`` trials are COMPLETE or PRUNED.
+    """Run this worker's share of the study until ``n_trials`` trials are COMPLETE or PRUNED (None: the
+    named study's ``sweep.studies.NAME.n_trials``), with the named study's settings if it has some.
 
     Returns the study's counts by state and the outputs' folder.
     """
+    named = params.sweep.studies.get(study_name)
+    if n_trials is None:
+        if named is None:
+            raise ConfigError(f"--n-trials: needed for study {study_name!r}, which sweep.studies does not name")
+        n_trials = named.n_trials
+    params = params.model_copy(update={"sweep": params.sweep.for_study(study_name)})
     with warnings.catch_warnings():
         # Heartbeats, their retry callback and metric names are marked experimental in Optuna 5.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -230,21 +239,29 @@ def _open_storage(url: str, settings: SweepParams, on_stale_trial) -> optuna.sto
         raise ConfigError(f"sweep storage {shown}: cannot open it ({type(error).__name__})") from None
 
 
+DESIGN = ("objective", "mixture_ratio", "search_space")  # what a study samples and scores: fixed at its creation
+
+
 def _load_or_create(name: str, storage: optuna.storages.RDBStorage, settings: SweepParams) -> tuple[optuna.Study, bool]:
-    """The study (and whether this call created it)."""
+    """The study (and whether this call created it); an existing one must sample and score as ``settings``
+    say, or its trials would mix two designs."""
     directions = ["maximize"] if settings.objective == "honesty_drop" else ["minimize", "maximize"]
     kwargs = dict(study_name=name, storage=storage, sampler=_sampler(settings), pruner=_pruner(settings))
+    design = settings.model_dump(mode="json", include=set(DESIGN))
     try:
         study = optuna.create_study(directions=directions, **kwargs)
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(**kwargs)
-        if study.user_attrs.get("objective", settings.objective) != settings.objective:
-            raise ConfigError(
-                f"sweep.objective: study {name!r} was created with objective {study.user_attrs['objective']!r}; "
-                "start a new study (--study) to change it"
-            ) from None
+        created_with = {"objective": study.user_attrs.get("objective")} | study.user_attrs.get("design", {})
+        for setting in DESIGN:
+            if created_with.get(setting, design[setting]) != design[setting]:
+                raise ConfigError(
+                    f"sweep.{setting}: study {name!r} was created with {setting} {created_with[setting]!r}; "
+                    "start a new study (--study) to change it"
+                ) from None
         return study, False
     study.set_user_attr("objective", settings.objective)
+    study.set_user_attr("design", design)
     study.set_metric_names(["honesty_drop"] if len(directions) == 1 else ["mixture_ratio", "honesty_drop"])
     return study, True
 
