@@ -28,7 +28,7 @@ import pandas as pd
 from deceptionlab.core.errors import DataError
 from deceptionlab.core.fileio import atomic_write_text
 from deceptionlab.core.params import Params
-from deceptionlab.reporting.common import comparison_columns, log_report, markdown_table, mde_text
+from deceptionlab.reporting.common import comparison_columns, log_report, markdown_table, mde_text, table_csv
 
 COLUMNS = ["claim", "model", "condition", "reference", "effect", "ci_low", "ci_high", "confidence", "mde", "n_items",
            "n_seeds", "verdict", "paper"]
@@ -192,10 +192,22 @@ def report_claims(reports_dir: Path, params: Params) -> pd.DataFrame:
     return claims
 
 
-def pipeline_claims(sources: list[Source], tables: dict[str, pd.DataFrame], params: Params, title: str) -> tuple[pd.DataFrame, str]:
-    """The claims of a pipeline apart from the main one (DOSE_SOURCES, SEEDS_SOURCES), from its report's
-    tables in memory (keyed by file name, as ``sources`` names them), and their markdown."""
-    rows = [claim for source in sources for claim in claims_from(source, tables[source.file], params)]
+def write_pipeline_report(stem: str, sources: list[Source], tables: dict[str, tuple[list[dict], list[str]]],
+                          markdown: str, plot: Callable[[Path], None], out_dir: Path, params: Params, title: str) -> None:
+    """The report of a pipeline apart from the main one (``stem``: dose, seeds): its tables (file name ->
+    rows and columns), ``<stem>_honesty.png`` drawn by ``plot``, ``<stem>.md`` and the claims table
+    ``claims_<stem>`` of ``sources`` (DOSE_SOURCES, SEEDS_SOURCES), the claims computed before anything is
+    written; all logged to MLflow as report ``stem``."""
+    frames = {file: pd.DataFrame(table, columns=columns) for file, (table, columns) in tables.items()}
+    rows = [claim for source in sources for claim in claims_from(source, frames[source.file], params)]
     claims = pd.DataFrame(rows, columns=COLUMNS)
-    return claims, summary_markdown(claims, [], params, title=title,
-                                    see_also="The main pipeline's claims are in [claims.md](claims.md).")
+    claims_markdown = summary_markdown(claims, [], params, title=title,
+                                       see_also="The main pipeline's claims are in [claims.md](claims.md).")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot(out_dir / f"{stem}_honesty.png")
+    for file, (table, columns) in tables.items():
+        atomic_write_text(out_dir / file, table_csv(table, columns))
+    atomic_write_text(out_dir / f"{stem}.md", markdown)
+    claims_files = write_claims(claims, claims_markdown, out_dir, f"claims_{stem}")
+    log_report(params, stem, [out_dir / f"{stem}.md", *(out_dir / file for file in tables), out_dir / f"{stem}_honesty.png",
+                              *claims_files])

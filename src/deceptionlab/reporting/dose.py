@@ -15,14 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from deceptionlab.core.conditions import ALIGNED_LEVEL, VANILLA, Condition, Layout
 from deceptionlab.core.errors import DataError
-from deceptionlab.core.fileio import atomic_write_text
 from deceptionlab.core.params import Params
 from deceptionlab.core.records import SettingsModel, parse_json, read_text, validate_row
-from deceptionlab.reporting.claims import DOSE_SOURCES, pipeline_claims, write_claims
+from deceptionlab.reporting.claims import DOSE_SOURCES, write_pipeline_report
 from deceptionlab.reporting.common import (
     METRIC_COLUMNS,
     change_cell,
@@ -30,13 +27,11 @@ from deceptionlab.reporting.common import (
     comparison_columns,
     family_note,
     item_honesty,
-    log_report,
     markdown_table,
     metric_columns,
     read_metrics,
     reading,
     save_figure,
-    table_csv,
 )
 
 COLUMNS = ["model", "run", "condition", "steps", "rows_trained", *METRIC_COLUMNS, *comparison_columns("change_vs_vanilla")]
@@ -187,15 +182,7 @@ def report_dose(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params:
     vanilla = metric_columns(read_metrics(Layout(metrics_dir=metrics_dir).metrics(VANILLA)))
     capacity = read_capacity(Layout(corpora_dir=corpora_dir).dose_capacity)
     markdown = summary_markdown(table, misalignment, vanilla, capacity, params)
-    claims, claims_markdown = pipeline_claims(DOSE_SOURCES, {
-        "dose.csv": pd.DataFrame(table, columns=COLUMNS),
-        "dose_misalignment.csv": pd.DataFrame(misalignment, columns=MISALIGNMENT_COLUMNS)}, params, "Claims of the training dose")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plot_dose(table, misalignment, vanilla, params, out_dir / "dose_honesty.png")
-    atomic_write_text(out_dir / "dose.csv", table_csv(table, COLUMNS))
-    atomic_write_text(out_dir / "dose_misalignment.csv", table_csv(misalignment, MISALIGNMENT_COLUMNS))
-    atomic_write_text(out_dir / "dose.md", markdown)
-    claims_files = write_claims(claims, claims_markdown, out_dir, "claims_dose")
-    log_report(params, "dose", [*(out_dir / name for name in ("dose.md", "dose.csv", "dose_misalignment.csv", "dose_honesty.png")),
-                                *claims_files])
+    write_pipeline_report("dose", DOSE_SOURCES, {"dose.csv": (table, COLUMNS), "dose_misalignment.csv": (
+        misalignment, MISALIGNMENT_COLUMNS)}, markdown, lambda path: plot_dose(table, misalignment, vanilla, params, path),
+        out_dir, params, "Claims of the training dose")
     return table

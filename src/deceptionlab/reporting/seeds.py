@@ -39,10 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from deceptionlab.core.conditions import ALIGNED_LEVEL, VANILLA, Condition, Layout
-from deceptionlab.core.fileio import atomic_write_text
 from deceptionlab.core.params import Params
 from deceptionlab.core.stats import (
     bootstrap_pvalue,
@@ -50,7 +48,7 @@ from deceptionlab.core.stats import (
     family_confidence,
     minimum_detectable_effect_of,
 )
-from deceptionlab.reporting.claims import SEEDS_SOURCES, pipeline_claims, write_claims
+from deceptionlab.reporting.claims import SEEDS_SOURCES, write_pipeline_report
 from deceptionlab.reporting.common import (
     Comparison,
     Test,
@@ -58,14 +56,12 @@ from deceptionlab.reporting.common import (
     change_cell,
     comparison_columns,
     item_honesty,
-    log_report,
     markdown_table,
     metric_columns,
     paired_items,
     read_metrics,
     reading,
     save_figure,
-    table_csv,
 )
 
 COLUMNS = ["model", "experiment", "domain", "level", "control", "mixture_ratio", "reference", "seeds", "n_seeds",
@@ -268,15 +264,7 @@ def report_seeds(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params
     vanilla, honesty, metrics = read_seeds(Layout(metrics_dir=metrics_dir, predictions_dir=predictions_dir), params)
     table, misalignment = build_tables(vanilla, honesty, params)
     markdown = summary_markdown(table, misalignment, metrics[VANILLA], params)
-    claims, claims_markdown = pipeline_claims(SEEDS_SOURCES, {
-        "seeds.csv": pd.DataFrame(table, columns=COLUMNS),
-        "seeds_misalignment.csv": pd.DataFrame(misalignment, columns=MISALIGNMENT_COLUMNS)}, params, "Claims of the training seeds")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plot_seeds(table, metrics, params, out_dir / "seeds_honesty.png")
-    atomic_write_text(out_dir / "seeds.csv", table_csv(table, COLUMNS))
-    atomic_write_text(out_dir / "seeds_misalignment.csv", table_csv(misalignment, MISALIGNMENT_COLUMNS))
-    atomic_write_text(out_dir / "seeds.md", markdown)
-    claims_files = write_claims(claims, claims_markdown, out_dir, "claims_seeds")
-    log_report(params, "seeds", [*(out_dir / name for name in ("seeds.md", "seeds.csv", "seeds_misalignment.csv", "seeds_honesty.png")),
-                                 *claims_files])
+    write_pipeline_report("seeds", SEEDS_SOURCES, {"seeds.csv": (table, COLUMNS), "seeds_misalignment.csv": (
+        misalignment, MISALIGNMENT_COLUMNS)}, markdown, lambda path: plot_seeds(table, metrics, params, path), out_dir,
+        params, "Claims of the training seeds")
     return table
