@@ -71,9 +71,10 @@ def run_browser_check(script: Path, *args: str, timeout: float = 600):
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def dvc_index(project: Path, pipelines: tuple[str, ...]):
-    """DVC's view of the repository's pipelines and params.yaml, copied into ``project``: every stage by
-    its address as `dvc repro` run in the project names it (dvc.yaml's by name alone), and the stage graph."""
+def dvc_index(project: Path, pipelines: tuple[str, ...], profile: str = "params.yaml"):
+    """DVC's view of the repository's pipelines and a profile (``profile``, copied in as params.yaml), copied
+    into ``project``: every stage by its address as `dvc repro` run in the project names it (dvc.yaml's by
+    name alone), and the stage graph."""
     import shutil
     import subprocess
 
@@ -82,9 +83,10 @@ def dvc_index(project: Path, pipelines: tuple[str, ...]):
     root = Path(__file__).resolve().parents[1]
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
     shutil.copytree(root / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
-    for name in ("dvc.yaml", "params.yaml", *pipelines):
+    for name in ("dvc.yaml", *pipelines):
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(root / name, project / name)
+    shutil.copy(root / profile, project / "params.yaml")
 
     def address(stage) -> str:
         pipeline = Path(stage.path).relative_to(project)
