@@ -2,7 +2,7 @@
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install data repro dose seeds sweeps lint test test-slow test-all
+.PHONY: install data repro dose seeds sweeps profile lint test test-slow test-all
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +30,11 @@ seeds: data
 # The named Optuna studies (sweeps/dvc.yaml, params.yaml sweep.studies): resumable.
 sweeps: data
 	dvc repro sweeps/dvc.yaml
+
+# Another model: a params profile run in a checkout of its own, its reports copied to reports/profiles/
+# (scripts/run_profile.sh); e.g. make profile PROFILE=qwen2.5-coder-0.5b, then dvc repro report_claims.
+profile: data
+	scripts/run_profile.sh $(PROFILE)
 
 # ruff, configured in pyproject.toml ([tool.ruff]).
 lint: install

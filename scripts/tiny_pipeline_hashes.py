@@ -46,7 +46,7 @@ def commands() -> list[list[str]]:
         + [["simulate", share] for share in SHARES]
         + [["selftrain", share, method] for share in SHARES for method in METHODS]
         + [["evaluate", model] for model in ["vanilla", *E1, *e2, *e3]]
-        + [["report", experiment] for experiment in ("e1", "e2", "e3")]
+        + [["report", experiment] for experiment in ("e1", "e2", "e3", "claims")]
     )
 
 

