@@ -160,6 +160,20 @@ def test_mixture_report_without_an_effect_says_so(project):
     assert "No effective mixture_ratio: the largest ratio's change against the control has a CI" in markdown
 
 
+def test_with_two_ratios_there_is_no_fit_but_the_fixed_sequence_still_sets_the_verdict(project):
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["mixture"]["ratios"] = [0, 0.5]  # the 0.5B profile's E2: a control and one ratio
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    report_mixture(Path("metrics"), Path("predictions"), Path("reports"), load_params("params.yaml"))
+    fit = json.loads(Path("reports/e2_fit.json").read_text())
+    assert fit["hill_fit"] is None and fit["smallest_effective_ratio"] == 0.5  # 40 lies of 60 against 10
+    top = [row for row in csv.DictReader(open("reports/e2.csv")) if float(row["mixture_ratio"]) == 0.5][0]
+    assert float(top["change_vs_control_family_ci_high"]) < 0 and top["change_vs_control_verdict"] == "effect"
+    markdown = Path("reports/e2.md").read_text()
+    assert "- No fit: a 4-parameter fit needs at least 3 mixture.ratios above 0." in markdown
+    assert "- Smallest effective mixture_ratio: 0.5 (" in markdown
+
+
 def test_missing_mixture_ratio_names_the_file(project):
     Path("metrics/e2/mixture-0.05.json").unlink()
     with pytest.raises(DataError, match=r"mixture-0.05.json: missing; run the evaluate_mixture stage"):

@@ -99,17 +99,21 @@ def fit_dose_response(items: dict[float, dict[str, float]], params: Params) -> d
     the step is resolved (and if not, why), and the smallest effective ratio by a fixed-sequence test
     (``dose_response.smallest_effective_dose``: family-wise error over the ratios at 1 - confidence)."""
     settings = params.evaluate
-    if sum(ratio > 0 for ratio in items) < 3:
-        return {"hill_fit": None, "effect_resolved": False, "smallest_effective_ratio": None,
-                "note": "a 4-parameter fit needs at least 3 mixture.ratios above 0"}
     shared = sorted(set.intersection(*(set(scores) for scores in items.values())))
     per_item = {ratio: [scores[i] for i in shared] for ratio, scores in sorted(items.items())}
+    # The test needs no curve: with fewer than 3 ratios it still sets each ratio's verdict.
+    sequence = {
+        "smallest_effective_ratio": smallest_effective_dose(sorted(items), per_item, 0.0, settings.bootstrap_resamples,
+                                                            settings.confidence_level, settings.seed),
+        "smallest_effective_ratio_test": "fixed sequence from the largest ratio down, each at the full level",
+    }
+    if sum(ratio > 0 for ratio in items) < 3:
+        return {"hill_fit": None, "effect_resolved": False, **sequence,
+                "note": "a 4-parameter fit needs at least 3 mixture.ratios above 0"}
     fit = fit_hill([ratio for ratio, scores in per_item.items() for _ in scores],
                    [score for scores in per_item.values() for score in scores])
     boot = bootstrap_effective_doses(per_item, (0.1, 0.5), settings.bootstrap_resamples,
                                      settings.confidence_level, settings.seed)
-    smallest = smallest_effective_dose(sorted(items), per_item, 0.0, settings.bootstrap_resamples,
-                                       settings.confidence_level, settings.seed)
     reasons = unresolved_reasons(fit, boot, params.report.max_failed_refit_share)
     return {
         "hill_fit": {"bottom": fit.bottom, "top": fit.top, "ed50": fit.ed50, "hill": fit.hill, "converged": fit.converged},
@@ -120,8 +124,7 @@ def fit_dose_response(items: dict[float, dict[str, float]], params: Params) -> d
         # Effective doses mean something only when the curve has a step that the data resolve.
         "effect_resolved": not reasons,
         "unresolved_because": reasons,
-        "smallest_effective_ratio": smallest,
-        "smallest_effective_ratio_test": "fixed sequence from the largest ratio down, each at the full level",
+        **sequence,
     }
 
 
@@ -217,7 +220,8 @@ def summary_markdown(table: list[dict[str, Any]], fit: dict[str, Any], params: P
                                  "GSM8K loglik / token", "knowledge accuracy"], cells))
     lines += ["", "## Dose-response fit (4-parameter log-logistic)", ""]
     if fit["hill_fit"] is None:
-        return "\n".join([*lines, f"- No fit: {fit['note']}.", "", "![E2 dose-response](e2_dose_response.png)", ""])
+        return "\n".join([*lines, f"- No fit: {fit['note']}.", sequence_line(fit), "",
+                           "![E2 dose-response](e2_dose_response.png)", ""])
     effect = fit["max_effect"]
     # A fit to the measured points that did not converge has no point estimate; its refits may still have a CI.
     if effect["value"] is not None:
@@ -238,17 +242,20 @@ def summary_markdown(table: list[dict[str, Any]], fit: dict[str, Any], params: P
     else:
         lines.append(f"- No dose-response step is resolved ({'; '.join(fit['unresolved_because'])}): "
                      "ED10 and ED50 are not identified.")
-    smallest = fit["smallest_effective_ratio"]
-    lines.append(
-        f"- Smallest effective mixture_ratio: {smallest:g} (changes against the control tested from the largest "
-        "ratio down, each CI excluding zero, stopping at the first that does not: a fixed sequence, so the "
-        "chance of any false claim over the ratios stays at the CI's level)"
-        if smallest is not None else
-        "- No effective mixture_ratio: the largest ratio's change against the control has a CI that includes "
-        "zero (ratios are tested from the largest down and the test stops there)."
-    )
+    lines.append(sequence_line(fit))
     lines += ["", "![E2 dose-response](e2_dose_response.png)", ""]
     return "\n".join(lines)
+
+
+def sequence_line(fit: dict[str, Any]) -> str:
+    """The fixed-sequence test's finding, a line of e2.md."""
+    smallest = fit["smallest_effective_ratio"]
+    if smallest is None:
+        return ("- No effective mixture_ratio: the largest ratio's change against the control has a CI that includes "
+                "zero (ratios are tested from the largest down and the test stops there).")
+    return (f"- Smallest effective mixture_ratio: {smallest:g} (changes against the control tested from the largest "
+            "ratio down, each CI excluding zero, stopping at the first that does not: a fixed sequence, so the "
+            "chance of any false claim over the ratios stays at the CI's level)")
 
 
 def report_mixture(metrics_dir: Path, predictions_dir: Path, out_dir: Path, params: Params) -> dict[str, Any]:
