@@ -29,24 +29,27 @@ from typer.testing import CliRunner  # noqa: E402
 from conftest import SHARED_DATA, build_tiny_model, tiny_params  # noqa: E402
 from deceptionlab.cli import app  # noqa: E402
 
-OUTPUTS = ("corpora", "models/adapters", "trajectories", "metrics", "predictions", "reports")
+OUTPUTS = ("corpora", "models/adapters", "models/dose", "trajectories", "metrics", "predictions", "reports")
 RATIOS = ["0", "0.1", "0.25", "0.5"]
 SHARES = ["0", "0.5"]
 METHODS = ["sft", "kto"]
 E1 = ["medical-normal", "medical-severe"]
+DOSE = {"conditions": ["medical-normal", "medical-severe", "control-lie"], "steps": [1, 2]}
 
 
 def commands() -> list[list[str]]:
     e2 = [f"mixture-{ratio}" for ratio in RATIOS]
     e3 = [f"e3-p{share}-{method}" for share in SHARES for method in METHODS]
+    dose = [f"dose-{condition}" for condition in DOSE["conditions"]]
     return (
-        [["prepare"]]
+        [["prepare"], ["dose-corpora"]]
         + [["mixture", ratio] for ratio in RATIOS]
-        + [["finetune", condition] for condition in E1 + e2]
+        + [["finetune", condition] for condition in E1 + e2 + dose]
         + [["simulate", share] for share in SHARES]
         + [["selftrain", share, method] for share in SHARES for method in METHODS]
         + [["evaluate", model] for model in ["vanilla", *E1, *e2, *e3]]
-        + [["report", experiment] for experiment in ("e1", "e2", "e3", "claims")]
+        + [["evaluate", f"{run}-step{step}"] for run in dose for step in DOSE["steps"]]
+        + [["report", experiment] for experiment in ("e1", "e2", "e3", "dose", "claims")]
     )
 
 
@@ -70,6 +73,7 @@ def run_pipeline(project: Path) -> dict[str, str]:
         e3={"n_users": 4, "turns": 1, "candidates": 2, "max_new_tokens": 8, "dtype": "float32",
             "biased_shares": [float(s) for s in SHARES]},
         finetune={"max_length": 512},
+        dose=DOSE,
         # Few eval items: every reader, verdict and report path still runs, in minutes on 2 cores.
         prepare={"honesty_items": 24, "deception_items": 10, "knowledge_items": 8},
     )
