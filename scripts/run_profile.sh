@@ -49,7 +49,7 @@ trap 'rm -rf "$staging"' EXIT
 cp "$tree"/reports/*.csv "$tree"/reports/*.md "$tree"/reports/*.png "$tree/params.yaml" "$staging"/ 2>/dev/null || true
 [ -f "$staging/claims.csv" ] || { echo "error: $tree/reports/claims.csv: not written; run the target report_claims" >&2; exit 1; }
 commit=$(git -C "$tree" rev-parse HEAD)
-dirty=$(cd "$tree" && dvc status --quiet >/dev/null 2>&1 && echo "up to date" || echo "not up to date (dvc status there)")
+dirty=$(cd "$tree" && dvc status --quiet dvc.yaml >/dev/null 2>&1 && echo "up to date" || echo "not up to date (dvc status there)")
 cat > "$staging/SOURCE.md" <<EOF
 # $profile
 
