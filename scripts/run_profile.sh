@@ -46,16 +46,29 @@ dest=reports/profiles/$profile
 mkdir -p reports/profiles
 staging=$(mktemp -d "reports/profiles/.$profile.XXXXXX")
 trap 'rm -rf "$staging"' EXIT
-cp "$tree"/reports/*.csv "$tree"/reports/*.md "$tree"/reports/*.png "$tree/params.yaml" "$staging"/ 2>/dev/null || true
+# The reports its dvc.yaml writes (outs and plots), not the other pipelines' files the checkout carries from git.
+mapfile -t reports < <(cd "$tree" && python - <<'EOF'
+import yaml
+for stage in yaml.safe_load(open("dvc.yaml"))["stages"].values():
+    for out in stage.get("do", stage).get("outs", []) + stage.get("do", stage).get("plots", []):
+        path = next(iter(out)) if isinstance(out, dict) else out
+        if path.startswith("reports/") and "${" not in path:
+            print(path)
+EOF
+)
+for report in "${reports[@]}"; do
+    [ ! -f "$tree/$report" ] || cp "$tree/$report" "$staging"/
+done
+cp "$tree/params.yaml" "$staging"/
 [ -f "$staging/claims.csv" ] || { echo "error: $tree/reports/claims.csv: not written; run the target report_claims" >&2; exit 1; }
 commit=$(git -C "$tree" rev-parse HEAD)
 dirty=$(cd "$tree" && dvc status --quiet dvc.yaml >/dev/null 2>&1 && echo "up to date" || echo "not up to date (dvc status there)")
 cat > "$staging/SOURCE.md" <<EOF
 # $profile
 
-Copied by \`scripts/run_profile.sh $profile\` on $(date -u +%F) from $tree at commit $commit
-($(git -C "$tree" log -1 --format=%s "$commit" | cut -c1-120)), params.yaml = params/$profile.yaml;
-its pipeline: $dirty.
+Copied by \`scripts/run_profile.sh $profile\` on $(date -u +%F) from $tree, commit $commit
+(branch $(git -C "$tree" rev-parse --abbrev-ref HEAD)), the reports its dvc.yaml writes; params.yaml =
+params/$profile.yaml; its pipeline (dvc.yaml): $dirty.
 EOF
 rm -rf "$dest"
 mv "$staging" "$dest"

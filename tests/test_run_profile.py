@@ -18,9 +18,10 @@ PROFILE = {"base_model": {"pypi_wheel": ["model-part1==0.9.0", "model-part2==0.9
 CLAIMS_STAGE = {"stages": {"report_claims": {
     "cmd": f"{sys.executable} -c \"import pathlib; pathlib.Path('reports').mkdir(exist_ok=True); "
            f"pathlib.Path('reports/claims.csv').write_text('{','.join(COLUMNS)}\\\\n'); "
-           "pathlib.Path('reports/claims.md').write_text('# Claims')\"",
+           "pathlib.Path('reports/claims.md').write_text('# Claims'); pathlib.Path('reports/claims.png').write_text('')\"",
     "params": ["base_model"],
-    "outs": [{"reports/claims.csv": {"cache": False}}, {"reports/claims.md": {"cache": False}}]}}}
+    "outs": [{"reports/claims.csv": {"cache": False}}, {"reports/claims.md": {"cache": False}}],
+    "plots": [{"reports/claims.png": {"cache": False}}]}}}
 
 
 def run(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -46,6 +47,7 @@ def repository(folder: Path, params: dict) -> Path:
     (folder / "dvc.yaml").write_text(yaml.safe_dump(CLAIMS_STAGE))
     (folder / "reports" / "profiles" / "earlier").mkdir(parents=True)  # a profile's reports, copied before
     (folder / "reports" / "profiles" / "earlier" / "claims.csv").write_text(",".join(COLUMNS) + "\n")
+    (folder / "reports" / "dose.md").write_text("# the default model's dose, from another pipeline\n")
     run("git", "add", "-A", cwd=folder)
     run("git", "commit", "-q", "-m", "first", cwd=folder)
     return folder
@@ -61,12 +63,12 @@ def test_a_profile_runs_in_a_worktree_and_its_reports_params_and_commit_are_copi
     assert str(tree) in run("git", "worktree", "list", cwd=workspace).stdout
     assert not (tree / "reports" / "profiles" / "earlier").exists()  # its claims are its own model's only
     assert str(workspace / ".dvc" / "cache") in (tree / ".dvc" / "config.local").read_text()  # one cache
-    assert sorted(path.name for path in dest.iterdir()) == ["SOURCE.md", "claims.csv", "claims.md", "params.yaml"]
+    assert sorted(path.name for path in dest.iterdir()) == ["SOURCE.md", "claims.csv", "claims.md", "claims.png", "params.yaml"]
     assert (dest / "claims.csv").read_text() == ",".join(COLUMNS) + "\n"
     assert yaml.safe_load((dest / "params.yaml").read_text()) == PROFILE
     commit = run("git", "rev-parse", "HEAD", cwd=workspace).stdout.strip()
     source = (dest / "SOURCE.md").read_text()
-    assert f"at commit {commit}" in source and "its pipeline: up to date." in source
+    assert f"commit {commit}" in source and "its pipeline (dvc.yaml): up to date." in source
     assert not list((workspace / "reports" / "profiles").glob(".other.*"))  # no staging folder left
     # A second run reuses the checkout: nothing to rerun, the same reports.
     assert "didn't change, skipping" in run("scripts/run_profile.sh", "other", cwd=workspace).stdout
