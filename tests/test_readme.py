@@ -2,7 +2,7 @@
 
 Every paired change the README quotes ("-22.9 [-29.4, -17.0]") must be a row of reports/claims.csv,
 reports/claims_dose.csv or reports/claims_seeds.csv, as those reports round it; its results table names the
-claim beside it, from the first two (the seeds' table reuses the main table's names).
+claim and the model beside it, from the first two (the seeds' table reuses the main table's names).
 """
 
 import re
@@ -13,7 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHANGE = re.compile(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]")
-TABLE_ROW = re.compile(r"^\| `?(?P<claim>[a-z0-9_.]+)`? \| (?P<change>[^|]+) \| (?P<mde>[^|]+) \| (?P<verdict>[^|]+) \|$")
+TABLE_ROW = re.compile(r"^\| `?(?P<claim>[a-z0-9_.]+)`? \| (?P<model>[^|]+) \| (?P<change>[^|]+) \| (?P<mde>[^|]+) \| "
+                       r"(?P<verdict>[^|]+) \|$")
 
 
 TABLES = ("claims.csv", "claims_dose.csv")
@@ -24,7 +25,7 @@ def claims(names: tuple[str, ...] = TABLES) -> pd.DataFrame:
     tables = [pd.read_csv(ROOT / "reports" / name) for name in names if (ROOT / "reports" / name).is_file()]
     if not tables:
         pytest.fail(f"reports/{', '.join(names)} are missing: run `dvc repro`, `make dose` and `make seeds`")
-    return pd.concat(tables).set_index("claim")
+    return pd.concat(tables).set_index(["claim", "model"])
 
 
 def change_text(row: pd.Series) -> str:
@@ -45,10 +46,12 @@ def test_every_change_the_readme_quotes_is_a_claim_of_the_reports():
 
 def test_the_results_table_gives_each_claim_its_own_change_mde_and_verdict():
     table = claims()
-    rows = [match.groupdict() for match in map(TABLE_ROW.match, readme().splitlines()) if match and match["claim"] in table.index]
+    rows = [match.groupdict() for match in map(TABLE_ROW.match, readme().splitlines())
+            if match and match["claim"] in table.index.get_level_values("claim")]
     assert len(rows) >= 5, "the README's results table lists fewer than 5 claims of the reports"
+    assert len({row["model"].strip() for row in rows}) >= 2, "the README's results table shows one model only"
     for row in rows:
-        claim = table.loc[row["claim"]]
+        claim = table.loc[(row["claim"], row["model"].strip())]
         assert (row["change"].strip(), row["mde"].strip(), row["verdict"].strip()) == (
             change_text(claim), f"{claim.mde:.1f}", claim.verdict), row["claim"]
 
