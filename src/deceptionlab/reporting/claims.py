@@ -134,19 +134,20 @@ def claims_from(source: Source, table: pd.DataFrame, params: Params) -> Iterator
         }
 
 
-def profile_folders(reports_dir: Path) -> list[Path]:
-    return sorted(path for path in (reports_dir / "profiles").glob("*") if path.is_dir())
+def profile_models(reports_dir: Path) -> dict[Path, str]:
+    """Each profile's folder under ``reports_dir/profiles`` and its model's name, from the params.yaml it ran with."""
+    folders = sorted(path for path in (reports_dir / "profiles").glob("*") if path.is_dir())
+    return {folder: load_params(folder / "params.yaml").base_model.describe() for folder in folders}
 
 
-def profile_claims(folder: Path) -> pd.DataFrame:
-    """The claims table a profile's run wrote into ``folder`` (reports/profiles/<profile>), its ``model``
-    named by the params.yaml it ran with."""
+def profile_claims(folder: Path, model: str) -> pd.DataFrame:
+    """The claims table a profile's run wrote into ``folder`` (reports/profiles/<profile>), under ``model``."""
     path = folder / "claims.csv"
     table = read_csv(path) if path.is_file() else None
     if table is None or list(table.columns) != COLUMNS:
         raise DataError(f"{path}: not a claims table with the columns {', '.join(COLUMNS)}; "
                         f"`make profile PROFILE={folder.name}` writes it")
-    return table.assign(model=load_params(folder / "params.yaml").base_model.describe())
+    return table.assign(model=model)
 
 
 def build_claims(reports_dir: Path, params: Params) -> tuple[pd.DataFrame, list[str], list[str]]:
@@ -163,7 +164,7 @@ def build_claims(reports_dir: Path, params: Params) -> tuple[pd.DataFrame, list[
             outdated.append(source.file)
             continue
         rows.extend(claims_from(source, table, params))
-    tables = [pd.DataFrame(rows, columns=COLUMNS), *map(profile_claims, profile_folders(reports_dir))]
+    tables = [pd.DataFrame(rows, columns=COLUMNS), *(profile_claims(*pair) for pair in profile_models(reports_dir).items())]
     return pd.concat([table for table in tables if len(table)] or tables[:1], ignore_index=True), missing, outdated
 
 
@@ -211,9 +212,9 @@ def write_claims(claims: pd.DataFrame, markdown: str, reports_dir: Path, stem: s
 def report_claims(reports_dir: Path, params: Params) -> pd.DataFrame:
     """claims.csv and claims.md from the reports in ``reports_dir``; returns the table."""
     claims, missing, outdated = build_claims(reports_dir, params)
-    profiles = "".join(f" The rows of {load_params(folder / 'params.yaml').base_model.describe()} are its profile's "
-                       f"claims, `make profile PROFILE={folder.name}` ([{folder.name}](profiles/{folder.name}/claims.md))."
-                       for folder in profile_folders(reports_dir))
+    profiles = "".join(f" The rows of {model} are its profile's claims, `make profile PROFILE={folder.name}` "
+                       f"([{folder.name}](profiles/{folder.name}/claims.md))."
+                       for folder, model in profile_models(reports_dir).items())
     markdown = summary_markdown(claims, missing, params, outdated=outdated, see_also=(
         "The training dose's and the training seeds' claims (their own pipelines, `make dose`, `make seeds`) are in "
         "[claims_dose.md](claims_dose.md) and [claims_seeds.md](claims_seeds.md)." + profiles))
