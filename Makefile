@@ -40,9 +40,10 @@ profile: data
 lint: install
 	ruff check .
 
-# The default tier: tiny models built from a config, real MLflow, Optuna, DVC (under 10 min on 2 cores).
+# The default tier: tiny models built from a config, real MLflow, Optuna, DVC (under 10 min on 2 cores), one
+# pytest-xdist worker per core (at most 4), each with its share of torch's threads (tests/conftest.py).
 test: install
-	pytest -q -m "not slow"
+	pytest -q -m "not slow" -n logical --maxprocesses 4
 
 # The slower tier: the real default model end to end, long tiny-model runs, kill-and-resume runs. CI runs both tiers.
 test-slow: install

@@ -3,11 +3,28 @@ that carries a ChatML chat template, saved like ``models/base`` so every stage c
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from deceptionlab.core.vocabulary import ARCHETYPES
+
+
+def share_cores_among_workers() -> None:
+    """Under pytest-xdist (`make test`) each worker gets its share of the cores: torch's threads default to
+    every core in every worker, and two workers of two threads on two cores spin against each other. The
+    environment carries the share to the CLI and DVC subprocesses a test starts."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // workers)))
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+share_cores_among_workers()
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
@@ -28,7 +45,6 @@ def shared_data() -> Path:
     """The real offline data (GSM8K, Alpaca seed tasks) beside the clone, as params.yaml's
     data.offline_source expects it. A clone elsewhere skips the tests that read it, with one line;
     under CI=true, where the data is always there, its absence is a failure."""
-    import os
 
     if not (SHARED_DATA / "gsm8k").is_dir():
         message = f"{SHARED_DATA}: the offline data is not there (clone the project beside shared/)"
@@ -42,7 +58,6 @@ def require_chromium() -> None:
     """The browser checks (tests/test_mlflow_ui.py, tests/test_optuna_dashboard.py) need Debian's chromium:
     a missing browser skips them on a researcher's machine (no root needed for `make test`); under CI=true,
     where .ci/run installs it, it is a failure."""
-    import os
     import shutil
 
     if shutil.which("chromium") is None:
@@ -55,10 +70,8 @@ def require_chromium() -> None:
 def run_browser_check(script: Path, *args: str, timeout: float = 600):
     """Run a browser check (scripts/*_check.py) in a session of its own; past ``timeout`` the whole session
     is killed, its server and browser with it (a check ends itself, one line said, within 540 s)."""
-    import os
     import signal
     import subprocess
-    import sys
 
     process = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
