@@ -15,13 +15,12 @@ from deceptionlab.core.vocabulary import ARCHETYPES
 def share_cores_among_workers() -> None:
     """Under pytest-xdist (`make test`) each worker gets its share of the cores: torch's threads default to
     every core in every worker, and two workers of two threads on two cores spin against each other. The
-    environment carries the share to the CLI and DVC subprocesses a test starts."""
+    environment carries the share to torch, which no plugin imports before this file, and to the CLI and
+    DVC subprocesses a test starts."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // workers)))
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 share_cores_among_workers()
@@ -45,7 +44,6 @@ def shared_data() -> Path:
     """The real offline data (GSM8K, Alpaca seed tasks) beside the clone, as params.yaml's
     data.offline_source expects it. A clone elsewhere skips the tests that read it, with one line;
     under CI=true, where the data is always there, its absence is a failure."""
-
     if not (SHARED_DATA / "gsm8k").is_dir():
         message = f"{SHARED_DATA}: the offline data is not there (clone the project beside shared/)"
         if os.environ.get("CI") == "true":
